@@ -1,0 +1,337 @@
+"""Turning cumulative counters into exact deltas, and deltas into billing periods.
+
+Pure: no I/O, no clock reads. Every time is a unix timestamp passed in by the
+caller, so the rules can be property-tested on invented histories.
+
+The rules (README, "How bytes are counted"):
+1. Baselines are kept per (router, device) and per router WAN.
+2. First successful contact with a router's endpoint records baselines and counts nothing.
+3. A station new to a router already known counts in full: station counters start
+   at association.
+4. A counter that went down was reset (64-bit: count the new value) or wrapped
+   (32-bit: count 2^32 - old + new) unless there is evidence of a reset.
+5. Evidence of a reset: the router's uptime went down, or is shorter than the time
+   since a baseline was sampled (that baseline predates the reboot); a station's
+   connected seconds shorter than the time since its baseline (it re-associated).
+6. A delta above max_rate over the elapsed time is impossible: count 0, rebaseline.
+7. A failed fetch changes nothing; the next success counts the whole gap.
+8. Each delta belongs to the period containing its poll time, in the configured zone.
+9. main_wan is the sum of every router's WAN deltas.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from collector.parse import StationSample, WanSample
+
+WAN = "main_wan"  # the device id of WAN rows, as in the seed's monthly_stats
+WRAP_32 = 2**32
+# Uptime and connected seconds are whole seconds read on the router some time
+# before the answer reaches us; differences below this are measurement noise,
+# not evidence of a reset.
+SLACK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The last counter values counted for one (router, device), and when they were read."""
+
+    rx_bytes: int
+    tx_bytes: int
+    sampled_at: float
+
+
+@dataclass(frozen=True)
+class UptimeMark:
+    """A router's uptime as last read, and when."""
+
+    uptime_seconds: int
+    sampled_at: float
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """What the databases remember about one router between runs."""
+
+    baselines: Mapping[str, Baseline] = field(default_factory=dict)  # device -> baseline
+    uptime: UptimeMark | None = None
+    ap_known: bool = False  # ap_stats was fetched successfully at least once
+    last_ap_at: float | None = None  # time of the last successful ap_stats fetch
+
+
+@dataclass(frozen=True)
+class RouterPoll:
+    """This run's successful readings of one router; None where an endpoint failed or is unset."""
+
+    stations: Sequence[StationSample] | None = None
+    stations_at: float = 0.0
+    wan: WanSample | None = None
+    wan_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Bytes to add for one device (or main_wan) of one router, at one poll time."""
+
+    router: str
+    device: str
+    rx_bytes: int
+    tx_bytes: int
+    at: float
+    how: str  # why these numbers: "delta", "first contact", "new station", "reboot", ...
+
+
+@dataclass
+class RouterOutcome:
+    deltas: list[Delta]
+    baselines: dict[str, Baseline]  # the router's complete new baseline map
+    uptime: UptimeMark | None
+    notes: list[str]  # things worth a log line: resets, wraps, implausible deltas
+
+
+def max_bytes_per_second(max_rate_mbps: float) -> float:
+    return max_rate_mbps * 1_000_000 / 8
+
+
+def counter_delta(old: int, new: int, *, bits: int, reset: bool) -> tuple[int, str]:
+    """Bytes between two readings of one cumulative counter, and how they were read."""
+    if reset:
+        return new, "reset"
+    if new >= old:
+        return new - old, "delta"
+    if bits == 32 and old < WRAP_32 and new < WRAP_32:
+        return WRAP_32 - old + new, "wrap"
+    # A 64-bit counter never wraps in practice: going down means it restarted.
+    return new, "reset"
+
+
+def _capped(value: int, elapsed: float | None, max_rate: float) -> bool:
+    """True when value bytes in elapsed seconds is beyond the plausible rate."""
+    if elapsed is None or elapsed < 0:
+        return False  # no usable elapsed time (clock stepped): nothing to compare with
+    return value > max_rate * (elapsed + SLACK_SECONDS)
+
+
+def _pair(
+    router: str,
+    device: str,
+    old: Baseline,
+    rx: int,
+    tx: int,
+    at: float,
+    *,
+    bits: int,
+    reset: str | None,
+    reset_elapsed: float | None,
+    max_rate: float,
+    notes: list[str],
+) -> Delta:
+    """The delta of one rx/tx pair against its baseline, with rules 4 to 6 applied."""
+    amounts = []
+    hows = []
+    if reset is None and bits == 64 and (rx < old.rx_bytes or tx < old.tx_bytes):
+        # Both counters of one station or interface restart together: one going
+        # down is evidence that the other restarted too, even if it is now higher.
+        reset = "reset"
+        notes.append(
+            f"{router} {device}: counter went down (rx {old.rx_bytes} -> {rx}, "
+            f"tx {old.tx_bytes} -> {tx}): counters were reset"
+        )
+    for direction, old_value, new_value in (("rx", old.rx_bytes, rx), ("tx", old.tx_bytes, tx)):
+        amount, how = counter_delta(old_value, new_value, bits=bits, reset=reset is not None)
+        # Counting the new value in full covers the time since the reset, which
+        # is at most the time since the baseline.
+        elapsed = at - old.sampled_at
+        if reset is not None and reset_elapsed is not None:
+            elapsed = min(elapsed, reset_elapsed) if elapsed >= 0 else reset_elapsed
+        if _capped(amount, elapsed, max_rate):
+            notes.append(
+                f"{router} {device}: {direction} {how} of {amount} bytes in {elapsed:.0f}s is above "
+                f"max_rate_mbps; counted 0 and took {new_value} as the new baseline"
+            )
+            amount, how = 0, "implausible"
+        elif how == "wrap":
+            notes.append(f"{router} {device}: {direction} 32-bit counter wrapped ({old_value} -> {new_value})")
+        amounts.append(amount)
+        hows.append(how)
+    if "implausible" in hows:
+        how = "implausible"
+    else:
+        how = reset or ("delta" if hows == ["delta", "delta"] else "wrap")
+    return Delta(router, device, amounts[0], amounts[1], at, how)
+
+
+def account_router(
+    router: str,
+    state: RouterState,
+    poll: RouterPoll,
+    *,
+    counter_bits: int = 64,
+    max_rate: float = max_bytes_per_second(10000),
+) -> RouterOutcome:
+    """Apply the accounting rules to one router's poll; see the module docstring."""
+    notes: list[str] = []
+    deltas: list[Delta] = []
+    baselines = dict(state.baselines)
+    uptime = state.uptime
+
+    boot_at: float | None = None  # when the router last booted, by this poll's uptime
+    went_down = False
+    if poll.wan is not None and poll.wan.uptime_seconds is not None:
+        boot_at = poll.wan_at - poll.wan.uptime_seconds
+        went_down = state.uptime is not None and poll.wan.uptime_seconds < state.uptime.uptime_seconds
+        uptime = UptimeMark(poll.wan.uptime_seconds, poll.wan_at)
+
+    def predates_reboot(baseline: Baseline) -> bool:
+        if boot_at is not None and baseline.sampled_at < boot_at - SLACK_SECONDS:
+            return True
+        # Uptime only grows within one boot, whatever the clocks say.
+        return went_down and baseline.sampled_at <= state.uptime.sampled_at
+
+    if boot_at is not None and any(predates_reboot(b) for b in state.baselines.values()):
+        notes.append(f"{router}: rebooted (uptime {poll.wan.uptime_seconds}s); its counters restarted")
+
+    if poll.wan is not None:
+        old = state.baselines.get(WAN)
+        if old is None:
+            deltas.append(Delta(router, WAN, 0, 0, poll.wan_at, "first contact"))
+        else:
+            rebooted = predates_reboot(old)
+            deltas.append(
+                _pair(router, WAN, old, poll.wan.rx_bytes, poll.wan.tx_bytes, poll.wan_at,
+                      bits=counter_bits, reset="reboot" if rebooted else None,
+                      reset_elapsed=poll.wan.uptime_seconds, max_rate=max_rate, notes=notes)
+            )
+        baselines[WAN] = Baseline(poll.wan.rx_bytes, poll.wan.tx_bytes, poll.wan_at)
+
+    if poll.stations is not None:
+        at = poll.stations_at
+        present = set()
+        for station in poll.stations:
+            present.add(station.mac)
+            old = state.baselines.get(station.mac)
+            if not state.ap_known:
+                delta = Delta(router, station.mac, 0, 0, at, "first contact")
+            elif old is None:
+                # Rule 3: the station associated since the last poll, and its
+                # counters started at zero then.
+                since_last_poll = at - state.last_ap_at if state.last_ap_at is not None else None
+                elapsed = station.connected_seconds if station.connected_seconds is not None else since_last_poll
+                # With no elapsed time known at all, no rate can be judged: -inf says so.
+                since = at - elapsed if elapsed is not None else float("-inf")
+                delta = _pair(router, station.mac, Baseline(0, 0, since),
+                              station.rx_bytes, station.tx_bytes, at, bits=counter_bits,
+                              reset="new station", reset_elapsed=elapsed, max_rate=max_rate,
+                              notes=notes)
+            else:
+                reset = None
+                reset_elapsed = None
+                if predates_reboot(old):
+                    reset, reset_elapsed = "reboot", poll.wan.uptime_seconds
+                elif (
+                    station.connected_seconds is not None
+                    and station.connected_seconds + SLACK_SECONDS < at - old.sampled_at
+                ):
+                    reset, reset_elapsed = "re-associated", station.connected_seconds
+                delta = _pair(router, station.mac, old, station.rx_bytes, station.tx_bytes, at,
+                              bits=counter_bits, reset=reset, reset_elapsed=reset_elapsed,
+                              max_rate=max_rate, notes=notes)
+            deltas.append(delta)
+            baselines[station.mac] = Baseline(station.rx_bytes, station.tx_bytes, at)
+        # A station missing from a complete answer has left: its counters are
+        # gone, and if it comes back they start again from zero (rule 3).
+        for device in list(baselines):
+            if device != WAN and device not in present:
+                del baselines[device]
+    return RouterOutcome(deltas, baselines, uptime, notes)
+
+
+# --- Billing periods ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A billing period: [start, end) in local time. Its label is the year-month it starts in."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+
+def _period_start(day: date, month_start_day: int) -> date:
+    if day.day >= month_start_day:
+        return date(day.year, day.month, month_start_day)
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    return date(year, month, month_start_day)
+
+
+def _next_month(start: date) -> date:
+    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def _period_from_start(start: date, zone: ZoneInfo) -> Period:
+    end = _next_month(start)
+    return Period(
+        label=f"{start.year:04d}-{start.month:02d}",
+        start=datetime(start.year, start.month, start.day, tzinfo=zone),
+        end=datetime(end.year, end.month, end.day, tzinfo=zone),
+    )
+
+
+def period_containing(at: float, zone: ZoneInfo, month_start_day: int = 1) -> Period:
+    """The billing period that contains unix time `at`, periods starting at 00:00 local."""
+    local_day = datetime.fromtimestamp(at, zone).date()
+    return _period_from_start(_period_start(local_day, month_start_day), zone)
+
+
+def period_for_label(label: str, zone: ZoneInfo, month_start_day: int = 1) -> Period:
+    """The period labelled `YYYY-MM`; raises ValueError for anything else."""
+    year_text, sep, month_text = label.partition("-")
+    if not (sep and len(year_text) == 4 and len(month_text) == 2
+            and year_text.isdigit() and month_text.isdigit()):
+        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
+    year, month = int(year_text), int(month_text)
+    if not 1 <= month <= 12 or year < 1970:
+        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
+    return _period_from_start(date(year, month, month_start_day), zone)
+
+
+def local_day(at: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d")
+
+
+def local_timestamp(at: float, zone: ZoneInfo) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in local time, the seed's monthly_stats.timestamp format."""
+    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Bytes of one device on one router, summed within one (period, day)."""
+
+    period: str
+    day: str
+    router: str
+    device: str
+    rx_bytes: int
+    tx_bytes: int
+    last_seen: float
+
+
+def bucket(deltas: Iterable[Delta], zone: ZoneInfo, month_start_day: int = 1) -> list[Usage]:
+    """Sum deltas per (period, day, router, device): rule 8."""
+    sums: dict[tuple[str, str, str, str], list] = {}
+    for d in deltas:
+        key = (period_containing(d.at, zone, month_start_day).label, local_day(d.at, zone),
+               d.router, d.device)
+        entry = sums.setdefault(key, [0, 0, d.at])
+        entry[0] += d.rx_bytes
+        entry[1] += d.tx_bytes
+        entry[2] = max(entry[2], d.at)
+    return [Usage(*key, rx, tx, last) for key, (rx, tx, last) in sums.items()]

@@ -1,0 +1,206 @@
+"""The `netstat-collect` command: click wiring only.
+
+Domain errors become exit codes here, once: 0 all endpoints fetched and committed,
+1 some router or endpoint failed (the rest is committed), 2 bad usage or
+configuration (nothing written), 3 storage, lock or clock trouble (nothing written).
+Heavy imports (requests, sqlite work) happen inside the commands, so `--help`
+stays fast on a small board.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from collector.config import DEFAULT_CONFIG, DEFAULT_DATA_DIR
+
+EXIT_PARTIAL = 1
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
+
+
+class ExitError(click.ClickException):
+    """A ClickException with our own exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), envvar="NETSTAT_CONFIG",
+    default=DEFAULT_CONFIG, show_default=True, show_envvar=True, help="routers.json to read.",
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), envvar="NETSTAT_DATA_DIR",
+    default=DEFAULT_DATA_DIR, show_default=True, show_envvar=True,
+    help="Directory holding network_stats.db and dhcp_leases.db.",
+)
+
+
+def _clock():
+    """time.time, or a fixed time from NETSTAT_NOW (unix seconds): for tests and replays only."""
+    fixed = os.environ.get("NETSTAT_NOW")
+    if not fixed:
+        return time.time
+    try:
+        value = float(fixed)
+    except ValueError:
+        raise ExitError(f"NETSTAT_NOW must be unix seconds, got {fixed!r}", EXIT_CONFIG) from None
+    return lambda: value
+
+
+def _load_config(path: str):
+    from collector.config import load_config
+    from collector.errors import ConfigError
+
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        raise ExitError(str(e), EXIT_CONFIG) from None
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netstat-collect")
+def cli() -> None:
+    """Exact per-device monthly traffic accounting from OpenWrt routers."""
+
+
+@cli.command("run-once")
+@config_option
+@data_dir_option
+@click.option("--dry-run", is_flag=True, help="Fetch and compute, print what would be added, write nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print every device's delta.")
+@click.option("--lock-wait", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for another run to finish before giving up.")
+def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bool, lock_wait: float) -> None:
+    """Poll every configured router once and commit the deltas (for cron)."""
+    from collector.errors import ClockError, StorageError
+    from collector.run import run_once
+
+    config = _load_config(config_path)
+    if not dry_run:
+        # Files we create must be group-writable: the API reads them as another user
+        # in the data group, and SQLite gives -wal/-shm the database file's mode.
+        os.umask(os.umask(0) & ~0o060)
+    try:
+        result = run_once(config, Path(data_dir), now=_clock(), dry_run=dry_run, lock_wait=lock_wait)
+    except (StorageError, ClockError) as e:
+        raise ExitError(str(e), EXIT_STORAGE) from None
+    for router in result.routers:
+        click.echo(router.line(), err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if verbose or dry_run:
+        for d in result.deltas:
+            line = f"  {d.router} {d.device}: +{d.rx_bytes} rx +{d.tx_bytes} tx ({d.how})"
+            click.echo(line, err=True)
+    if dry_run:
+        if not result.usage:
+            click.echo("dry run: nothing would be added")
+        for u in sorted(result.usage, key=lambda u: (u.period, u.router, u.device)):
+            click.echo(f"dry run: period {u.period} day {u.day} router {u.router} {u.device}: "
+                       f"would add rx {u.rx_bytes} tx {u.tx_bytes}")
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@data_dir_option
+@click.option("--period", metavar="YYYY-MM", help="Billing period (default: the current one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the same object as /api/v1/usage.")
+def report(data_dir: str, period: str | None, as_json: bool) -> None:
+    """Show a period's WAN total and per-device usage."""
+    from collector import reads
+    from collector.report import render_usage
+
+    try:
+        conn = reads.open_readonly(Path(data_dir))
+    except reads.DataUnavailable as e:
+        raise ExitError(str(e), EXIT_STORAGE) from None
+    try:
+        settings = reads.read_settings(conn)
+        try:
+            chosen = reads.resolve_period(settings, period, _clock()())
+        except ValueError as e:
+            raise ExitError(f"--period: {e}", EXIT_CONFIG) from None
+        usage = reads.usage(conn, chosen, settings)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(usage, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_usage(usage), nl=False)
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Keep the demo's databases here (default: a new temporary directory).")
+@click.option("--rounds", type=click.IntRange(2, 10000), default=48, show_default=True,
+              help="Collection rounds, 30 simulated minutes apart.")
+def demo(data_dir: str | None, rounds: int) -> None:
+    """Collect from simulated routers on 127.0.0.1 and print the monthly table."""
+    from collector.demo import run_demo
+
+    sys.exit(run_demo(Path(data_dir) if data_dir else None, rounds, echo=click.echo))
+
+
+@cli.command()
+@click.option("--routers", "router_count", type=click.IntRange(1, 500), default=2, show_default=True)
+@click.option("--stations", type=click.IntRange(0, 100000), default=5, show_default=True,
+              help="Stations per router.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--write-config", type=click.Path(dir_okay=False),
+              help="Write a routers.json pointing at the simulated routers here.")
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--fault", multiple=True, metavar="ROUTER=MODE",
+              help="Make a router misbehave: down, http500, slow, huge, garbage, hang, no-uptime.")
+@click.option("--seconds", type=float, default=0, help="Stop after this long (default: run until Ctrl-C).")
+def simulate(router_count, stations, port, write_config, latency, fault, seconds) -> None:
+    """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
+    from collector.simulate import build_fleet
+
+    fleet = build_fleet(router_count, stations, real_time=True)
+    for router in fleet.routers.values():
+        router.delay = latency
+    for item in fault:
+        key, _, mode = item.partition("=")
+        if key not in fleet.routers:
+            raise ExitError(f"--fault: no router {key!r}; routers are {', '.join(fleet.routers)}",
+                            EXIT_CONFIG)
+        try:
+            fleet.set_fault(key, mode)
+        except ValueError as e:
+            raise ExitError(f"--fault: {e}", EXIT_CONFIG) from None
+    try:
+        fleet.start(port)
+    except OSError as e:
+        raise ExitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}", EXIT_CONFIG) from None
+    if write_config:
+        fleet.write_config(Path(write_config))
+        click.echo(f"wrote {write_config}", err=True)
+    click.echo(json.dumps(fleet.config(), indent=2))
+    click.echo("serving on 127.0.0.1; Ctrl-C to stop", err=True)
+    wan_router = next(iter(fleet.routers))
+    stop_at = time.monotonic() + seconds if seconds else None
+    try:
+        while stop_at is None or time.monotonic() < stop_at:
+            time.sleep(1)
+            with fleet.lock:
+                fleet.step(1, wan_router=wan_router)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fleet.stop()
+
+
+def main() -> None:
+    cli(prog_name="netstat-collect")

@@ -1,0 +1,219 @@
+"""Parsers for the three router endpoints. Pure: bytes in, values out, no I/O.
+
+Every parser returns what it could read plus the lines it rejected and why, so a
+run can report bad router output once instead of crashing on it or silently
+dropping it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from collector.errors import ParseError
+
+# SQLite stores signed 64-bit integers; a counter beyond that cannot be stored
+# exactly, and no real interface gets there (it is 9.2 EB).
+MAX_COUNTER = 2**63 - 1
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+_FIELDS_RE = re.compile(r"[ \t]+")
+_REJECTED_LINE_MAX = 120
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StationSample:
+    """One Wi-Fi station's cumulative counters as the access point reports them.
+
+    `rx_bytes` is what the access point received from the station (the device's
+    upload); `tx_bytes` is what it sent to the station (the device's download).
+    """
+
+    mac: str
+    rx_bytes: int
+    tx_bytes: int
+    connected_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class WanSample:
+    """The WAN interface's cumulative counters; `rx_bytes` is the download."""
+
+    rx_bytes: int
+    tx_bytes: int
+    uptime_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One IPv4 DHCP lease. Empty strings stand for dnsmasq's `*` (none)."""
+
+    mac: str
+    ip: str
+    hostname: str
+    client_id: str
+    expires_at: int  # unix time; 0 means an infinite lease
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line_no: int
+    line: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.reason}: {self.line!r}"
+
+
+@dataclass
+class Parsed(Generic[T]):
+    items: list[T] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    ignored: int = 0  # lines skipped on purpose (dnsmasq's duid line, DHCPv6 leases)
+
+
+def normalise_mac(text: str) -> str | None:
+    """`AA-BB-CC-DD-EE-FF` or `aa:bb:...` to `aa:bb:cc:dd:ee:ff`; None if it is no MAC."""
+    lowered = text.strip().lower()
+    if not _MAC_RE.match(lowered):
+        return None
+    return lowered.replace("-", ":")
+
+
+def _counter(text: str) -> int | None:
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= MAX_COUNTER else None
+
+
+def _lines(body: bytes | str):
+    """Numbered, stripped, non-empty lines. CRLF and a missing final newline both work.
+
+    Splits on "\\n" only: str.splitlines() would also split on characters such as
+    U+2028 that a hostile hostname may carry.
+    """
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
+        if line and not line.startswith("#"):
+            yield number, line
+
+
+def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
+    shown = line if len(line) <= _REJECTED_LINE_MAX else line[:_REJECTED_LINE_MAX] + "..."
+    parsed.rejected.append(Rejected(number, shown, reason))
+
+
+def parse_ap_stats(body: bytes | str) -> Parsed[StationSample]:
+    """Parse totalwifi.cgi: `MAC RX_BYTES TX_BYTES [CONNECTED_SECONDS]` per line."""
+    parsed: Parsed[StationSample] = Parsed()
+    seen: set[str] = set()
+    for number, line in _lines(body):
+        if "\x00" in line:
+            _reject(parsed, number, line, "NUL byte in line")
+            continue
+        fields = _FIELDS_RE.split(line)
+        if len(fields) not in (3, 4):
+            _reject(parsed, number, line, f"expected 3 or 4 fields, got {len(fields)}")
+            continue
+        mac = normalise_mac(fields[0])
+        if mac is None:
+            _reject(parsed, number, line, "bad MAC address")
+            continue
+        numbers = [_counter(f) for f in fields[1:]]
+        if any(n is None for n in numbers):
+            _reject(parsed, number, line, "counters must be non-negative integers")
+            continue
+        if mac in seen:
+            _reject(parsed, number, line, "station listed twice")
+            continue
+        seen.add(mac)
+        connected = numbers[2] if len(numbers) == 3 else None
+        parsed.items.append(StationSample(mac, numbers[0], numbers[1], connected))
+    return parsed
+
+
+def parse_wan_stats(body: bytes | str) -> Parsed[WanSample]:
+    """Parse wan.cgi: a line `wan: RX_BYTES TX_BYTES`, optionally `uptime: SECONDS`.
+
+    Raises ParseError when there is no usable `wan:` line: without it the
+    endpoint gave us nothing, which is a failure, not an empty answer.
+    """
+    parsed: Parsed[WanSample] = Parsed()
+    counters: tuple[int, int] | None = None
+    uptime: int | None = None
+    for number, line in _lines(body):
+        fields = _FIELDS_RE.split(line)
+        key = fields[0].lower()
+        if key == "wan:":
+            values = [_counter(f) for f in fields[1:]]
+            if len(values) != 2 or any(v is None for v in values):
+                _reject(parsed, number, line, "expected `wan: RX_BYTES TX_BYTES`")
+            elif counters is not None:
+                _reject(parsed, number, line, "second `wan:` line")
+            else:
+                counters = (values[0], values[1])
+        elif key == "uptime:":
+            # /proc/uptime has hundredths; whole seconds are all we need.
+            value = _counter(fields[1].split(".")[0]) if len(fields) == 2 else None
+            if value is None:
+                _reject(parsed, number, line, "expected `uptime: SECONDS`")
+            else:
+                uptime = value
+        else:
+            _reject(parsed, number, line, "unknown line")
+    if counters is None:
+        raise ParseError("no valid `wan: RX_BYTES TX_BYTES` line in the answer")
+    parsed.items.append(WanSample(counters[0], counters[1], uptime))
+    return parsed
+
+
+def parse_dhcp_leases(body: bytes | str) -> Parsed[Lease]:
+    """Parse dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT_ID` per IPv4 lease.
+
+    The `duid ...` line and DHCPv6 leases (an IAID where the MAC would be) are
+    counted as ignored, not rejected: they are valid, just not ours.
+    """
+    parsed: Parsed[Lease] = Parsed()
+    for number, line in _lines(body):
+        if "\x00" in line:
+            _reject(parsed, number, line, "NUL byte in line")
+            continue
+        fields = _FIELDS_RE.split(line)
+        if fields[0].lower() == "duid":
+            parsed.ignored += 1
+            continue
+        if len(fields) != 5:
+            _reject(parsed, number, line, f"expected 5 fields, got {len(fields)}")
+            continue
+        expiry_text, mac_text, ip_text, hostname, client_id = fields
+        expiry = _counter(expiry_text)
+        if expiry is None:
+            _reject(parsed, number, line, "expiry must be a non-negative integer")
+            continue
+        mac = normalise_mac(mac_text)
+        if mac is None:
+            if ":" in ip_text:
+                parsed.ignored += 1  # DHCPv6: IAID and an IPv6 address
+            else:
+                _reject(parsed, number, line, "bad MAC address")
+            continue
+        try:
+            ip = str(ipaddress.IPv4Address(ip_text))
+        except ValueError:
+            _reject(parsed, number, line, "bad IPv4 address")
+            continue
+        parsed.items.append(
+            Lease(
+                mac=mac,
+                ip=ip,
+                hostname="" if hostname == "*" else hostname,
+                client_id="" if client_id == "*" else client_id,
+                expires_at=expiry,
+            )
+        )
+    return parsed

@@ -1,0 +1,358 @@
+"""Simulated OpenWrt routers: real HTTP servers on 127.0.0.1 for tests, the demo and benchmarks.
+
+A Fleet holds routers whose Wi-Fi stations join, leave, roam and transfer data,
+that reboot and wrap 32-bit counters, and that can misbehave on purpose (slow,
+HTTP 500, huge body, garbage lines, dropped connections). It also keeps the truth:
+how many bytes each device and each WAN really moved, to check the collector against.
+
+It only ever binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+PATHS = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
+FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime")
+
+
+@dataclass
+class SimStation:
+    mac: str
+    associated_at: float
+    rx_bytes: int = 0  # received by the AP from the device: the device's upload
+    tx_bytes: int = 0  # sent by the AP to the device: the device's download
+
+
+@dataclass
+class SimRouter:
+    key: str
+    index: int
+    booted_at: float
+    has_wan: bool = True
+    has_ap: bool = True
+    has_dhcp: bool = True
+    counter_bits: int = 64
+    wan_rx: int = 0  # since boot
+    wan_tx: int = 0
+    stations: dict[str, SimStation] = field(default_factory=dict)
+    leases: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # mac -> ip, host, id
+    faults: dict[str, str] = field(default_factory=dict)  # endpoint -> fault mode
+    delay: float = 0.0  # seconds added to every answer (latency)
+    slow_seconds: float = 30.0  # how long the "slow" fault stalls
+
+
+class Fleet:
+    """A set of simulated routers served by one HTTP server on 127.0.0.1.
+
+    Time is virtual when `now` is given (tests set `fleet.now` and pass the same
+    value to the collector), real otherwise (the `simulate` command).
+    """
+
+    def __init__(self, now: float | None = None, seed: int = 0):
+        self._virtual = now
+        self.routers: dict[str, SimRouter] = {}
+        self.truth: dict[str, list[int]] = {}  # device or "wan:<router>" -> [rx, tx]
+        self.lock = threading.RLock()
+        self.rng = random.Random(seed)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.requests_served = 0
+
+    # --- time --------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self._virtual if self._virtual is not None else time.time()
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._virtual = value
+
+    def advance(self, seconds: float) -> float:
+        with self.lock:
+            self._virtual = self.now + seconds
+            return self._virtual
+
+    # --- building the fleet -----------------------------------------------------------
+    def add_router(self, key: str, *, wan: bool = True, ap: bool = True, dhcp: bool = True,
+                   counter_bits: int = 64, uptime: float = 86400.0) -> SimRouter:
+        with self.lock:
+            router = SimRouter(key, len(self.routers), self.now - uptime, has_wan=wan, has_ap=ap,
+                               has_dhcp=dhcp, counter_bits=counter_bits)
+            self.routers[key] = router
+            return router
+
+    def join(self, router: str, mac: str, *, hostname: str = "", ip: str | None = None,
+             client_id: str = "") -> None:
+        """A device associates with a router's access point (and gets a lease there)."""
+        with self.lock:
+            r = self.routers[router]
+            r.stations[mac] = SimStation(mac, self.now)
+            self.truth.setdefault(mac, [0, 0])
+            if r.has_dhcp:
+                r.leases[mac] = (ip or f"10.0.{r.index}.{len(r.leases) + 10}", hostname, client_id)
+
+    def leave(self, router: str, mac: str) -> None:
+        with self.lock:
+            self.routers[router].stations.pop(mac, None)
+
+    def roam(self, mac: str, source: str, target: str) -> None:
+        """The device moves to another access point; its counters there start at zero."""
+        with self.lock:
+            self.routers[source].stations.pop(mac, None)
+            self.routers[target].stations[mac] = SimStation(mac, self.now)
+
+    def transfer(self, router: str, mac: str, upload: int, download: int,
+                 wan_router: str | None = None) -> None:
+        """The device moves bytes through this AP; the same bytes cross wan_router's WAN."""
+        with self.lock:
+            station = self.routers[router].stations[mac]
+            station.rx_bytes += upload
+            station.tx_bytes += download
+            self.truth[mac][0] += upload
+            self.truth[mac][1] += download
+            if wan_router is not None:
+                self.wan_transfer(wan_router, download, upload)
+
+    def wan_transfer(self, router: str, rx: int, tx: int) -> None:
+        with self.lock:
+            r = self.routers[router]
+            r.wan_rx += rx
+            r.wan_tx += tx
+            total = self.truth.setdefault(f"wan:{router}", [0, 0])
+            total[0] += rx
+            total[1] += tx
+
+    def reboot(self, router: str) -> None:
+        """Counters restart; every station re-associates with zeroed counters."""
+        with self.lock:
+            r = self.routers[router]
+            r.booted_at = self.now
+            r.wan_rx = r.wan_tx = 0
+            for station in r.stations.values():
+                station.associated_at = self.now
+                station.rx_bytes = station.tx_bytes = 0
+
+    def set_fault(self, router: str, mode: str, endpoints=tuple(PATHS)) -> None:
+        if mode not in FAULTS:
+            raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULTS)}")
+        with self.lock:
+            for endpoint in endpoints:
+                self.routers[router].faults[endpoint] = mode
+
+    def wan_truth(self) -> list[int]:
+        """main_wan as it really was: the sum over every router's WAN."""
+        total = [0, 0]
+        for key, (rx, tx) in self.truth.items():
+            if key.startswith("wan:"):
+                total[0] += rx
+                total[1] += tx
+        return total
+
+    def step(self, seconds: float, *, wan_router: str | None = None, churn: float = 0.1) -> None:
+        """Random life for the demo and `simulate`: traffic, now and then a join, leave or roam.
+
+        Leaving and roaming happen right after a poll would have seen the counters,
+        so nothing here is traffic the collector could never see.
+        """
+        with self.lock:
+            rng = self.rng
+            routers = [r for r in self.routers.values() if r.has_ap]
+            for r in routers:
+                for station in list(r.stations.values()):
+                    if rng.random() < churn / 4 and len(routers) > 1:
+                        target = rng.choice([x for x in routers if x is not r])
+                        self.roam(station.mac, r.key, target.key)
+            if self._virtual is not None:
+                self.advance(seconds)
+            for r in routers:
+                for station in list(r.stations.values()):
+                    # Mostly downloads, a few megabytes per minute, heavy-tailed.
+                    down = int(rng.paretovariate(1.5) * 200_000 * seconds / 60)
+                    up = down // rng.randint(5, 20)
+                    self.transfer(r.key, station.mac, up, down, wan_router=wan_router)
+
+    # --- what the routers answer ------------------------------------------------------
+    def _counter(self, router: SimRouter, value: int) -> int:
+        return value % (2**router.counter_bits)
+
+    def render(self, router: SimRouter, endpoint: str) -> str:
+        with self.lock:
+            now = self.now
+            if endpoint == "ap_stats":
+                return "".join(
+                    f"{s.mac} {self._counter(router, s.rx_bytes)} {self._counter(router, s.tx_bytes)} "
+                    f"{int(now - s.associated_at)}\n"
+                    for s in router.stations.values()
+                )
+            if endpoint == "wan_stats":
+                text = f"wan: {self._counter(router, router.wan_rx)} {self._counter(router, router.wan_tx)}\n"
+                if router.faults.get("wan_stats") != "no-uptime":
+                    text += f"uptime: {int(now - router.booted_at)}\n"
+                return text
+            lines = [
+                f"{int(now) + 43200} {mac} {ip} {host or '*'} {cid or '*'}\n"
+                for mac, (ip, host, cid) in router.leases.items()
+            ]
+            return "".join(lines) + "duid 00:01:00:01:2c:4f:6e:1a:52:54:00:12:34:56\n"
+
+    # --- serving ------------------------------------------------------------------------
+    def url(self, router: str, endpoint: str) -> str:
+        assert self._server is not None, "call start() first"
+        port = self._server.server_address[1]
+        return f"http://{LOOPBACK}:{port}/r{self.routers[router].index}/cgi-bin/{PATHS[endpoint]}"
+
+    def start(self, port: int = 0) -> Fleet:
+        self._server = ThreadingHTTPServer((LOOPBACK, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Fleet:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def config(self, settings: dict | None = None, **per_router) -> dict:
+        """A routers.json document pointing at this fleet; per_router[key] adds router options."""
+        routers = {}
+        for key, r in self.routers.items():
+            entry = {
+                "ap_stats": self.url(key, "ap_stats") if r.has_ap else "",
+                "wan_stats": self.url(key, "wan_stats") if r.has_wan else "",
+                "dhcp_leases": self.url(key, "dhcp_leases") if r.has_dhcp else "",
+            }
+            if r.counter_bits != 64:
+                entry["counter_bits"] = r.counter_bits
+            entry.update(per_router.get(key, {}))
+            routers[key] = entry
+        return {"settings": settings or {}, "routers": routers}
+
+    def write_config(self, path: Path, settings: dict | None = None, **per_router) -> Path:
+        path.write_text(json.dumps(self.config(settings, **per_router), indent=2))
+        return path
+
+
+def _handler_for(fleet: Fleet):
+    by_path = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            fleet.requests_served += 1
+            if not by_path:
+                for r in list(fleet.routers.values()):
+                    for endpoint, name in PATHS.items():
+                        by_path[f"/r{r.index}/cgi-bin/{name}"] = (r.key, endpoint)
+            target = by_path.get(self.path.split("?")[0])
+            if target is None:
+                by_path.clear()  # routers may have been added since: look again next time
+                self._send(404, b"not found\n")
+                return
+            router = fleet.routers[target[0]]
+            endpoint = target[1]
+            fault = router.faults.get(endpoint, "ok")
+            if router.delay:
+                time.sleep(router.delay)
+            if fault == "down":
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault == "hang":
+                time.sleep(router.slow_seconds)
+                self.close_connection = True
+                return
+            if fault == "http500":
+                self._send(500, b"internal error\n")
+                return
+            body = fleet.render(router, endpoint).encode()
+            if fault == "garbage":
+                body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
+            if fault == "huge":
+                self._send_huge()
+                return
+            if fault == "slow":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                time.sleep(router.slow_seconds)
+            else:
+                self._send(200, body)
+                return
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass
+
+        def _send_huge(self) -> None:
+            # No Content-Length: the collector must stop reading at its cap by itself.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            line = b"aa:bb:cc:dd:ee:ff 1 2 3\n" * 4096
+            try:
+                for _ in range(2000):  # about 200 MB at most, stopped by the reader's cap
+                    self.wfile.write(line)
+            except OSError:
+                pass
+
+    return Handler
+
+
+_HOSTNAMES = ("laptop", "phone", "tablet", "tv", "console", "printer", "speaker", "watch",
+              "desktop", "camera")
+
+
+def build_fleet(router_count: int, stations: int, *, real_time: bool = False,
+                now: float | None = None, seed: int = 0) -> Fleet:
+    """A ready fleet: router-1 has the WAN, the DHCP server and an AP; the others are APs.
+
+    Every router starts with `stations` associated devices, each with a lease on router-1.
+    """
+    fleet = Fleet(now=None if real_time else (now if now is not None else time.time()), seed=seed)
+    for i in range(1, router_count + 1):
+        key = f"router-{i}" if i == 1 else f"ap-{i}"
+        fleet.add_router(key, wan=(i == 1), dhcp=(i == 1))
+    main = "router-1"
+    n = 0
+    for key in fleet.routers:
+        for _ in range(stations):
+            n += 1
+            mac = f"02:00:{n >> 16 & 0xff:02x}:{n >> 8 & 0xff:02x}:{n & 0xff:02x}:01"
+            name = f"{_HOSTNAMES[n % len(_HOSTNAMES)]}-{n}"
+            fleet.join(key, mac)
+            ip = f"10.{n >> 16 & 0xff}.{n >> 8 & 0xff}.{n & 0xff}"
+            fleet.routers[main].leases[mac] = (ip, name, f"01:{mac}")
+    return fleet

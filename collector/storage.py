@@ -1,0 +1,473 @@
+"""The two SQLite files: schema, migrations, and the one transaction per database per run.
+
+This is the only module that writes to the databases. It keeps the seed's tables
+(`cumulative_stats`, `monthly_stats`, `dhcp_leases`) with their columns so that the
+old `api.php` still works on our files, and adds history, baselines and router
+health beside them.
+
+Journal mode: WAL. A reader (the API, another OS user in the data group) keeps
+reading the last committed state while a run commits, instead of waiting on the
+writer's lock as it would with a rollback journal; and a reader never has to roll
+back a hot journal left by a killed run, which a read-only connection could not do.
+synchronous=NORMAL: a commit is atomic and survives a crash of the process; a
+power cut may undo the last run, and because baselines roll back together with
+the totals, the next run then counts that interval again, once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator, Mapping
+from zoneinfo import ZoneInfo
+
+from collector.accounting import (
+    WAN,
+    Baseline,
+    RouterState,
+    UptimeMark,
+    Usage,
+    local_timestamp,
+    period_containing,
+    period_for_label,
+)
+from collector.errors import LockBusy, StorageError
+from collector.parse import Lease
+
+STATS_DB = "network_stats.db"
+LEASES_DB = "dhcp_leases.db"
+LOCK_FILE = ".netstat-collect.lock"
+SCHEMA_VERSION = 1
+# Rows migrated from the Go daemon's monthly_stats carry this router name: the
+# daemon never recorded which router a byte came from.
+LEGACY_ROUTER = "(go-daemon)"
+RUNS_KEPT = 20000  # about a year of 30-minute runs
+
+_STATS_V1 = """
+CREATE TABLE IF NOT EXISTS cumulative_stats (
+    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);
+CREATE TABLE IF NOT EXISTS monthly_stats (
+    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, timestamp TEXT);
+CREATE TABLE baselines (
+    router TEXT NOT NULL, device TEXT NOT NULL,
+    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, sampled_at REAL NOT NULL,
+    PRIMARY KEY (router, device)) WITHOUT ROWID;
+CREATE TABLE router_endpoints (
+    router TEXT NOT NULL, endpoint TEXT NOT NULL,
+    last_ok_at REAL, last_error TEXT, last_error_at REAL, last_attempt_at REAL,
+    items INTEGER, rejected INTEGER,
+    PRIMARY KEY (router, endpoint)) WITHOUT ROWID;
+CREATE TABLE router_uptime (
+    router TEXT PRIMARY KEY, uptime_seconds INTEGER NOT NULL, sampled_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE periods (
+    label TEXT PRIMARY KEY, start TEXT NOT NULL, "end" TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE usage_period (
+    period TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
+    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, last_seen REAL NOT NULL,
+    PRIMARY KEY (period, device, router)) WITHOUT ROWID;
+CREATE TABLE usage_day (
+    day TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
+    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
+    PRIMARY KEY (day, device, router)) WITHOUT ROWID;
+CREATE INDEX usage_day_by_device ON usage_day (device, day);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL NOT NULL,
+    endpoints_ok INTEGER NOT NULL, endpoints_failed INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+"""
+
+_LEASES_V1 = """
+CREATE TABLE IF NOT EXISTS dhcp_leases (
+    mac_address TEXT PRIMARY KEY, lease_end_time INTEGER, ip_address TEXT,
+    hostname TEXT, client_id TEXT, timestamp TEXT);
+ALTER TABLE dhcp_leases ADD COLUMN router TEXT;
+CREATE TABLE hosts (
+    mac TEXT PRIMARY KEY, hostname TEXT NOT NULL DEFAULT '', ip TEXT NOT NULL DEFAULT '',
+    client_id TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    """How one endpoint fared in this run, for the router health table."""
+
+    router: str
+    endpoint: str
+    ok: bool
+    at: float
+    items: int = 0
+    rejected: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StatsUpdate:
+    """Everything one run writes to network_stats.db, committed together."""
+
+    started_at: float
+    finished_at: float
+    current_period_at: float  # the poll time that decides which period monthly_stats shows
+    usage: list[Usage]
+    baselines: Mapping[str, Mapping[str, Baseline]]  # router -> complete new baseline map
+    uptimes: Mapping[str, UptimeMark]
+    endpoints: list[EndpointStatus]
+
+
+def _column_names(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone() is not None
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) a database for this run's single write transaction."""
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: cannot open database: {e}") from None
+
+
+def connect_reader(path: Path) -> sqlite3.Connection | None:
+    """Open an existing database read-only (for --dry-run); None when there is none."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: cannot read database: {e}") from None
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+# --- Migrations ----------------------------------------------------------------------------
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements inside the caller's transaction.
+
+    Not executescript(): it commits a pending transaction first, and a migration
+    must be all or nothing.
+    """
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_start_day: int) -> None:
+    """Bring network_stats.db to SCHEMA_VERSION in one transaction.
+
+    A file written by the Go daemon (user_version 0 with monthly_stats rows) keeps
+    its totals: each row moves into the history of the period its timestamp lies in.
+    Its cumulative_stats baselines were shared across routers and cannot be
+    trusted per router, so each router's first run after the upgrade records
+    fresh baselines.
+    """
+    try:
+        version = schema_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{path}: schema version {version} is newer than this netstat-collect "
+                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        legacy = _has_table(conn, "monthly_stats")
+        _execute_script(conn, _STATS_V1)
+        if legacy:
+            _import_go_daemon_totals(conn, zone, month_start_day)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+
+
+def _import_go_daemon_totals(conn: sqlite3.Connection, zone: ZoneInfo, month_start_day: int) -> None:
+    rows = conn.execute(
+        "SELECT id, coalesce(rx_bytes, 0), coalesce(tx_bytes, 0), timestamp FROM monthly_stats"
+    ).fetchall()
+    for device, rx, tx, stamp in rows:
+        try:
+            # The daemon wrote local time without a zone: read it in the configured one.
+            local = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+        except (TypeError, ValueError):
+            continue  # a row with no usable time cannot be put in a period
+        seen = local.timestamp()
+        period = period_containing(seen, zone, month_start_day)
+        _record_period(conn, period.label, zone, month_start_day)
+        conn.execute(
+            "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (period.label, device, LEGACY_ROUTER, int(rx), int(tx), seen),
+        )
+
+
+def migrate_leases(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring dhcp_leases.db to SCHEMA_VERSION; the Go daemon's leases feed the name memory."""
+    try:
+        version = schema_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{path}: schema version {version} is newer than this netstat-collect "
+                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        script = _LEASES_V1
+        if _has_table(conn, "dhcp_leases") and "router" in _column_names(conn, "dhcp_leases"):
+            script = script.replace("ALTER TABLE dhcp_leases ADD COLUMN router TEXT;", "")
+        _execute_script(conn, script)
+        now = time.time()
+        conn.execute(
+            "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
+            "SELECT mac_address, CASE WHEN hostname IN ('Unknown', '*') THEN '' "
+            "ELSE coalesce(hostname, '') END, coalesce(ip_address, ''), "
+            "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
+            (now, now),
+        )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+
+
+# --- Reading the state a run starts from ----------------------------------------------------
+
+
+def load_states(conn: sqlite3.Connection | None) -> tuple[dict[str, RouterState], float | None]:
+    """Every router's remembered state, and the time of the last committed run.
+
+    With no database, or one not yet migrated (a dry run does not migrate), every
+    router starts at first contact.
+    """
+    if conn is None or schema_version(conn) != SCHEMA_VERSION:
+        return {}, None
+    baselines: dict[str, dict[str, Baseline]] = {}
+    for router, device, rx, tx, at in conn.execute(
+        "SELECT router, device, rx_bytes, tx_bytes, sampled_at FROM baselines"
+    ):
+        baselines.setdefault(router, {})[device] = Baseline(rx, tx, at)
+    uptimes = {
+        router: UptimeMark(up, at)
+        for router, up, at in conn.execute("SELECT router, uptime_seconds, sampled_at FROM router_uptime")
+    }
+    ap_ok = dict(
+        conn.execute(
+            "SELECT router, last_ok_at FROM router_endpoints "
+            "WHERE endpoint = 'ap_stats' AND last_ok_at IS NOT NULL"
+        )
+    )
+    routers = set(baselines) | set(uptimes) | set(ap_ok)
+    states = {
+        r: RouterState(
+            baselines=baselines.get(r, {}),
+            uptime=uptimes.get(r),
+            ap_known=r in ap_ok,
+            last_ap_at=ap_ok.get(r),
+        )
+        for r in routers
+    }
+    row = conn.execute("SELECT max(finished_at) FROM runs").fetchone()
+    return states, row[0]
+
+
+# --- Writing one run ------------------------------------------------------------------------
+
+
+def _record_period(conn: sqlite3.Connection, label: str, zone: ZoneInfo, month_start_day: int) -> None:
+    period = period_for_label(label, zone, month_start_day)
+    conn.execute(
+        'INSERT OR IGNORE INTO periods (label, start, "end") VALUES (?, ?, ?)',
+        (label, period.start.isoformat(), period.end.isoformat()),
+    )
+
+
+def commit_stats(
+    conn: sqlite3.Connection, path: Path, update: StatsUpdate, zone: ZoneInfo, month_start_day: int
+) -> None:
+    """Write a run's totals, baselines and router health in one transaction."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for label in sorted({u.period for u in update.usage}):
+            _record_period(conn, label, zone, month_start_day)
+        conn.executemany(
+            "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, device, router) DO UPDATE SET "
+            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes, "
+            "last_seen = max(last_seen, excluded.last_seen)",
+            [(u.period, u.device, u.router, u.rx_bytes, u.tx_bytes, u.last_seen) for u in update.usage],
+        )
+        conn.executemany(
+            "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (day, device, router) DO UPDATE SET "
+            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
+            [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in update.usage],
+        )
+        for router, baselines in update.baselines.items():
+            conn.execute("DELETE FROM baselines WHERE router = ?", (router,))
+            conn.executemany(
+                "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at) for d, b in baselines.items()],
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
+            [(r, m.uptime_seconds, m.sampled_at) for r, m in update.uptimes.items()],
+        )
+        for s in update.endpoints:
+            if s.ok:
+                conn.execute(
+                    "INSERT INTO router_endpoints (router, endpoint, last_ok_at, last_attempt_at, "
+                    "items, rejected) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
+                    "DO UPDATE SET last_ok_at = excluded.last_ok_at, "
+                    "last_attempt_at = excluded.last_attempt_at, items = excluded.items, "
+                    "rejected = excluded.rejected",
+                    (s.router, s.endpoint, s.at, s.at, s.items, s.rejected),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO router_endpoints (router, endpoint, last_error, last_error_at, "
+                    "last_attempt_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
+                    "DO UPDATE SET last_error = excluded.last_error, "
+                    "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at",
+                    (s.router, s.endpoint, s.error, s.at, s.at),
+                )
+        ok = sum(1 for s in update.endpoints if s.ok)
+        conn.execute(
+            "INSERT INTO runs (started_at, finished_at, endpoints_ok, endpoints_failed) VALUES (?, ?, ?, ?)",
+            (update.started_at, update.finished_at, ok, len(update.endpoints) - ok),
+        )
+        conn.execute(
+            "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?", (RUNS_KEPT,)
+        )
+        _refresh_monthly_stats(conn, update.current_period_at, zone, month_start_day)
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [("timezone", zone.key or ""), ("month_start_day", str(month_start_day)),
+             ("last_run_at", repr(update.finished_at))],
+        )
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: cannot commit this run: {e}") from None
+
+
+def _refresh_monthly_stats(conn: sqlite3.Connection, at: float, zone: ZoneInfo, month_start_day: int) -> None:
+    """Rebuild the seed's monthly_stats from history: the current period only.
+
+    main_wan is the sum of every router's WAN; per-router WAN rows stay out.
+    """
+    period = period_containing(at, zone, month_start_day).label
+    conn.execute("DELETE FROM monthly_stats")
+    rows = conn.execute(
+        "SELECT device, sum(rx_bytes), sum(tx_bytes), max(last_seen) FROM usage_period "
+        "WHERE period = ? GROUP BY device",
+        (period,),
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO monthly_stats (id, rx_bytes, tx_bytes, timestamp) VALUES (?, ?, ?, ?)",
+        [(device, rx, tx, local_timestamp(seen, zone)) for device, rx, tx, seen in rows],
+    )
+
+
+def commit_leases(
+    conn: sqlite3.Connection, path: Path, leases_by_router: Mapping[str, list[Lease]], at: float,
+    zone: ZoneInfo,
+) -> None:
+    """Replace each polled router's leases with its latest answer; remember names per MAC."""
+    if not leases_by_router:
+        return
+    stamp = local_timestamp(at, zone)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # Rows without a router come from the Go daemon: any fresh answer supersedes them.
+        conn.execute("DELETE FROM dhcp_leases WHERE router IS NULL")
+        for router, leases in leases_by_router.items():
+            conn.execute("DELETE FROM dhcp_leases WHERE router = ?", (router,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO dhcp_leases (mac_address, lease_end_time, ip_address, "
+                "hostname, client_id, timestamp, router) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(x.mac, x.expires_at, x.ip, x.hostname, x.client_id, stamp, router) for x in leases],
+            )
+            conn.executemany(
+                "INSERT INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mac) DO UPDATE SET "
+                # A lease without a hostname keeps the name we knew.
+                "hostname = CASE WHEN excluded.hostname = '' THEN hostname ELSE excluded.hostname END, "
+                "ip = excluded.ip, client_id = excluded.client_id, last_seen = excluded.last_seen",
+                [(x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases],
+            )
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: cannot commit leases: {e}") from None
+
+
+# --- The lock that keeps two runs from overlapping -------------------------------------------
+
+
+@contextmanager
+def run_lock(data_dir: Path, wait_seconds: float) -> Iterator[None]:
+    """Hold an exclusive lock on the data directory's lock file for the whole run.
+
+    A second run (cron plus a manual one) waits here, then fetches fresh values
+    and counts from the first run's committed baselines: nothing is counted twice.
+    A separate file, because locking a database file would fight SQLite's own locks.
+    """
+    path = data_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot open lock file: {e.strerror}") from None
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockBusy(
+                        f"{path}: another run has held the lock for over {wait_seconds:.0f}s; "
+                        "not collecting"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_data_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"{data_dir}: cannot create data directory: {e.strerror}") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise StorageError(f"{data_dir}: data directory is not writable by this user")
+
