@@ -19,6 +19,7 @@ from collector.errors import ParseError
 MAX_COUNTER = 2**63 - 1
 _MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 _FIELDS_RE = re.compile(r"[ \t]+")
+_HOST_AND_ID_RE = re.compile(r"^(.*?)[ \t]+([^ \t]+)$")
 _REJECTED_LINE_MAX = 120
 
 T = TypeVar("T")
@@ -175,6 +176,8 @@ def parse_wan_stats(body: bytes | str) -> Parsed[WanSample]:
 def parse_dhcp_leases(body: bytes | str) -> Parsed[Lease]:
     """Parse dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT_ID` per IPv4 lease.
 
+    A hostname with spaces in it is kept whole (only the last field is the client id).
+
     The `duid ...` line and DHCPv6 leases (an IAID where the MAC would be) are
     counted as ignored, not rejected: they are valid, just not ours.
     """
@@ -183,14 +186,20 @@ def parse_dhcp_leases(body: bytes | str) -> Parsed[Lease]:
         if "\x00" in line:
             _reject(parsed, number, line, "NUL byte in line")
             continue
-        fields = _FIELDS_RE.split(line)
+        fields = _FIELDS_RE.split(line, maxsplit=3)
         if fields[0].lower() == "duid":
             parsed.ignored += 1
             continue
-        if len(fields) != 5:
-            _reject(parsed, number, line, f"expected 5 fields, got {len(fields)}")
+        # The hostname is everything between the IP and the last field (the client
+        # id): dnsmasq never writes spaces there, but a name that has them must not
+        # shift the client id into it.
+        tail = _HOST_AND_ID_RE.match(fields[3]) if len(fields) == 4 else None
+        if tail is None:
+            got = len(fields) + (len(_FIELDS_RE.split(fields[3])) - 1 if len(fields) == 4 else 0)
+            _reject(parsed, number, line, f"expected 5 fields, got {got}")
             continue
-        expiry_text, mac_text, ip_text, hostname, client_id = fields
+        expiry_text, mac_text, ip_text = fields[:3]
+        hostname, client_id = tail.groups()
         expiry = _counter(expiry_text)
         if expiry is None:
             _reject(parsed, number, line, "expiry must be a non-negative integer")

@@ -1,0 +1,118 @@
+"""routers.json: the seed's format, the settings format, and errors that say what and where."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collector.config import load_config, parse_config, strip_comments
+from collector.errors import ConfigError
+
+SEED_EXAMPLE = """{
+    "192.168.1.1": {
+        "ap_stats": "http://192.168.1.1/cgi-bin/totalwifi.cgi",
+        "wan_stats": "http://192.168.1.1/cgi-bin/wan.cgi",
+        "dhcp_leases": "http://192.168.1.1/cgi-bin/dhcp.cgi"
+    },
+    "192.168.1.2": {
+        "ap_stats": "http://192.168.1.2/cgi-bin/totalwifi.cgi",
+        "wan_stats": "",       // The script will skip fetching for empty URLs
+        "dhcp_leases": ""
+    }
+}
+"""
+
+
+def test_seed_format_with_comments_and_empty_urls(tmp_path):
+    path = tmp_path / "routers.json"
+    path.write_text(SEED_EXAMPLE)
+    config = load_config(path)
+    assert [r.key for r in config.routers] == ["192.168.1.1", "192.168.1.2"]
+    assert set(config.routers[0].urls) == {"ap_stats", "wan_stats", "dhcp_leases"}
+    assert config.routers[1].urls == {"ap_stats": "http://192.168.1.2/cgi-bin/totalwifi.cgi"}
+    assert config.settings.month_start_day == 1
+    assert config.routers[0].counter_bits == 64
+    assert config.warnings == ()
+
+
+def test_shipped_example_config_is_the_seed_format():
+    config = load_config(Path(__file__).resolve().parent.parent / "config" / "routers.json")
+    assert [r.key for r in config.routers] == ["192.168.1.1", "192.168.1.2"]
+
+
+def test_comment_markers_inside_strings_are_kept():
+    assert strip_comments('{"a": "http://x//y"} // c') == '{"a": "http://x//y"}     '
+
+
+def test_settings_format_and_per_router_options():
+    config = parse_config({
+        "settings": {"month_start_day": 15, "timezone": "Europe/Berlin", "timeout_seconds": 3,
+                     "max_rate_mbps": 1000},
+        "routers": {"main": {"ap_stats": "http://127.0.0.1:1/a", "timeout": 2, "counter_bits": 32,
+                             "name": "Living room"}},
+    })
+    assert config.settings.month_start_day == 15
+    assert config.settings.zone().key == "Europe/Berlin"
+    assert config.settings.max_rate_mbps == 1000
+    router = config.routers[0]
+    assert (router.key, router.name, router.timeout, router.counter_bits) == ("main", "Living room", 2, 32)
+
+
+def test_router_timeout_defaults_to_the_setting():
+    config = parse_config({"settings": {"timeout_seconds": 4},
+                           "routers": {"r": {"wan_stats": "http://127.0.0.1:1/w"}}})
+    assert config.routers[0].timeout == 4
+
+
+def test_unknown_keys_are_warned_about():
+    config = parse_config({"settings": {"month_start_dya": 3},
+                           "routers": {"r": {"ap_stat": "http://127.0.0.1:1/"}}}, "c.json")
+    assert config.warnings == (
+        "c.json: settings: unknown key 'month_start_dya' ignored",
+        "c.json: routers.r: unknown key 'ap_stat' ignored",
+    )
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    path = tmp_path / "routers.json"
+    path.write_text('{\n  "r": {\n    "ap_stats": "http://127.0.0.1/" ,,\n  }\n}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: line 3 column 38: invalid JSON")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ([], "top level: must be a JSON object"),
+        ({}, "top level: no routers configured"),
+        ({"r": "http://x"}, "r: must be an object"),
+        ({"r": {"ap_stats": 5}}, "r.ap_stats: must be a URL string, got 5"),
+        ({"r": {"ap_stats": "ftp://h/x"}}, "r.ap_stats: not an http(s) URL"),
+        ({"r": {"ap_stats": "http:///x"}}, "r.ap_stats: not an http(s) URL"),
+        ({"settings": {"month_start_day": 29}, "routers": {"r": {}}},
+         "settings.month_start_day: must be an integer from 1 to 28, got 29"),
+        ({"settings": {"month_start_day": True}, "routers": {"r": {}}},
+         "settings.month_start_day: must be an integer from 1 to 28"),
+        ({"settings": {"timezone": "Mars/Olympus"}, "routers": {"r": {}}},
+         "settings.timezone: unknown time zone 'Mars/Olympus'"),
+        ({"settings": {"timeout_seconds": 0}, "routers": {"r": {}}},
+         "settings.timeout_seconds: must be a number from 0.1 to 600"),
+        ({"settings": {"max_rate_mbps": "fast"}, "routers": {"r": {}}},
+         "settings.max_rate_mbps: must be a number"),
+        ({"routers": {"r": {"counter_bits": 16}}}, "routers.r.counter_bits: must be 32 or 64, got 16"),
+        ({"routers": {"r": {"name": ""}}}, "routers.r.name: must be a non-empty string"),
+        ({"routers": []}, "routers: must be an object"),
+        ({"settings": [], "routers": {"r": {}}}, "settings: must be an object"),
+    ],
+)
+def test_bad_values_name_the_key(document, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config(json.loads(json.dumps(document)), "f.json")
+    assert str(e.value).startswith("f.json: ")
+    assert message in str(e.value)

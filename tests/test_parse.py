@@ -1,0 +1,156 @@
+"""The three endpoint parsers: everything routers send, good and bad."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collector.errors import ParseError
+from collector.parse import (
+    Lease,
+    StationSample,
+    WanSample,
+    normalise_mac,
+    parse_ap_stats,
+    parse_dhcp_leases,
+    parse_wan_stats,
+)
+
+
+def test_ap_stats_three_and_four_fields_with_crlf():
+    parsed = parse_ap_stats(b"AA:BB:CC:DD:EE:01 100 200\r\naa-bb-cc-dd-ee-02 5 6 77\r\n")
+    assert parsed.items == [
+        StationSample("aa:bb:cc:dd:ee:01", 100, 200, None),
+        StationSample("aa:bb:cc:dd:ee:02", 5, 6, 77),
+    ]
+    assert parsed.rejected == []
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("aa:bb:cc:dd:ee:01 100", "expected 3 or 4 fields, got 2"),
+        ("aa:bb:cc:dd:ee:01 1 2 3 4", "expected 3 or 4 fields, got 5"),
+        ("aa:bb:cc:dd:ee 1 2", "bad MAC address"),
+        ("zz:bb:cc:dd:ee:01 1 2", "bad MAC address"),
+        ("aa:bb:cc:dd:ee:01 -1 2", "counters must be non-negative integers"),
+        ("aa:bb:cc:dd:ee:01 1 2.5", "counters must be non-negative integers"),
+        ("aa:bb:cc:dd:ee:01 1 x", "counters must be non-negative integers"),
+        ("aa:bb:cc:dd:ee:01 1 99999999999999999999", "counters must be non-negative integers"),
+        ("aa:bb:cc:dd:ee:01 1 2 -5", "counters must be non-negative integers"),
+        ("aa:bb:cc:\x00dd:ee:01 1 2", "NUL byte in line"),
+    ],
+)
+def test_ap_stats_malformed_lines_are_rejected_with_reason(line, reason):
+    parsed = parse_ap_stats(f"aa:bb:cc:dd:ee:09 1 1\n{line}\n")
+    assert [s.mac for s in parsed.items] == ["aa:bb:cc:dd:ee:09"]
+    assert len(parsed.rejected) == 1
+    assert parsed.rejected[0].reason == reason
+    assert parsed.rejected[0].line_no == 2
+
+
+def test_ap_stats_duplicate_station_keeps_first():
+    parsed = parse_ap_stats("aa:bb:cc:dd:ee:01 1 2\nAA:BB:CC:DD:EE:01 3 4\n")
+    assert parsed.items == [StationSample("aa:bb:cc:dd:ee:01", 1, 2)]
+    assert parsed.rejected[0].reason == "station listed twice"
+
+
+def test_ap_stats_empty_body_is_no_stations():
+    parsed = parse_ap_stats(b"")
+    assert parsed.items == [] and parsed.rejected == []
+
+
+def test_ap_stats_non_utf8_bytes_are_rejected_not_fatal():
+    parsed = parse_ap_stats(b"\xff\xfe\xfd 1 2\naa:bb:cc:dd:ee:01 1 2\n")
+    assert len(parsed.items) == 1
+    assert parsed.rejected[0].reason == "bad MAC address"
+
+
+def test_wan_with_and_without_uptime():
+    assert parse_wan_stats("wan: 10 20\n").items == [WanSample(10, 20, None)]
+    assert parse_wan_stats("wan: 10 20\r\nuptime: 3600.42\r\n").items == [WanSample(10, 20, 3600)]
+
+
+def test_wan_without_wan_line_is_a_parse_error():
+    with pytest.raises(ParseError, match="no valid `wan: RX_BYTES TX_BYTES` line"):
+        parse_wan_stats("uptime: 5\n")
+    with pytest.raises(ParseError):
+        parse_wan_stats("wan: 1 -2\n")
+
+
+def test_wan_extra_lines_are_reported():
+    parsed = parse_wan_stats("hello\nwan: 1 2\nwan: 3 4\nuptime: x\n")
+    assert parsed.items == [WanSample(1, 2, None)]
+    assert [r.reason for r in parsed.rejected] == [
+        "unknown line", "second `wan:` line", "expected `uptime: SECONDS`"]
+
+
+def test_dhcp_leases_stars_duid_ipv6_and_infinite():
+    body = (
+        "1732800000 AA:BB:CC:DD:EE:01 192.168.1.10 laptop 01:aa:bb:cc:dd:ee:01\n"
+        "0 aa:bb:cc:dd:ee:02 192.168.1.11 * *\n"
+        "1732800000 aa:bb:cc:dd:ee:03 192.168.1.12 phone *\n"
+        "duid 00:01:00:01:2c:4f:6e:1a:52:54:00:12:34:56\n"
+        "1732800000 123456789 fd00::10 laptop6 00:01:00:01:2c:4f:6e:1a\n"
+    )
+    parsed = parse_dhcp_leases(body)
+    assert parsed.items == [
+        Lease("aa:bb:cc:dd:ee:01", "192.168.1.10", "laptop", "01:aa:bb:cc:dd:ee:01", 1732800000),
+        Lease("aa:bb:cc:dd:ee:02", "192.168.1.11", "", "", 0),
+        Lease("aa:bb:cc:dd:ee:03", "192.168.1.12", "phone", "", 1732800000),
+    ]
+    assert parsed.ignored == 2
+    assert parsed.rejected == []
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("1 aa:bb:cc:dd:ee:01 192.168.1.300 h *", "bad IPv4 address"),
+        ("x aa:bb:cc:dd:ee:01 192.168.1.3 h *", "expiry must be a non-negative integer"),
+        ("1 aa:bb:cc:dd:ee:01 192.168.1.3 h", "expected 5 fields, got 4"),
+        ("1 nomac 192.168.1.3 h *", "bad MAC address"),
+    ],
+)
+def test_dhcp_malformed_lines(line, reason):
+    parsed = parse_dhcp_leases(line + "\n")
+    assert parsed.items == []
+    assert parsed.rejected[0].reason == reason
+
+
+def test_hostile_hostname_passes_through_unchanged():
+    name = "<img src=x onerror=alert(1)>\u202e\"'  two  spaces" + "x" * 10_000
+    parsed = parse_dhcp_leases(f"0 aa:bb:cc:dd:ee:01 10.0.0.2 {name} *\n")
+    assert parsed.items[0].hostname == name
+
+
+def test_line_separators_inside_a_hostname_do_not_split_lines():
+    parsed = parse_dhcp_leases("0 aa:bb:cc:dd:ee:01 10.0.0.2 a\u2028b *\n")
+    assert parsed.items[0].hostname == "a\u2028b"
+
+
+def test_normalise_mac():
+    assert normalise_mac("AA-BB-CC-DD-EE-FF") == "aa:bb:cc:dd:ee:ff"
+    assert normalise_mac("aa:bb-cc:dd:ee:ff") is None  # mixed separators
+    assert normalise_mac("aabbccddeeff") is None
+
+
+@given(st.binary(max_size=2000))
+def test_parsers_never_crash_on_any_bytes(body):
+    for parse in (parse_ap_stats, parse_dhcp_leases):
+        parsed = parse(body)
+        assert all(item.mac == normalise_mac(item.mac) for item in parsed.items)
+    try:
+        parse_wan_stats(body)
+    except ParseError:
+        pass
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1),
+                          st.one_of(st.none(), st.integers(0, 10**7))), max_size=20))
+def test_ap_stats_round_trip(rows):
+    lines = []
+    for i, (rx, tx, conn) in enumerate(rows):
+        extra = f" {conn}" if conn is not None else ""
+        lines.append(f"02:00:00:00:{i >> 8:02x}:{i & 0xff:02x} {rx} {tx}{extra}")
+    parsed = parse_ap_stats("\n".join(lines))
+    assert [(s.rx_bytes, s.tx_bytes, s.connected_seconds) for s in parsed.items] == rows
