@@ -87,10 +87,6 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
     from collector.run import run_once
 
     config = _load_config(config_path)
-    if not dry_run:
-        # Files we create must be group-writable: the API reads them as another user
-        # in the data group, and SQLite gives -wal/-shm the database file's mode.
-        os.umask(os.umask(0) & ~0o060)
     try:
         result = run_once(config, Path(data_dir), now=_clock(), dry_run=dry_run, lock_wait=lock_wait)
     except (StorageError, ClockError) as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,8 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
     stats_path = data_dir / storage.STATS_DB
     leases_path = data_dir / storage.LEASES_DB
     if dry_run:
-        stats = storage.connect_reader(stats_path)
+        scratch = tempfile.TemporaryDirectory(prefix="netstat-dry-run-")
+        stats = storage.connect_snapshot(stats_path, Path(scratch.name))
         leases_conn = None
     else:
         stats = storage.connect_writer(stats_path)
@@ -147,6 +149,8 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         for conn in (stats, leases_conn):
             if conn is not None:
                 conn.close()
+        if dry_run:
+            scratch.cleanup()
 
 
 def _account(

@@ -210,8 +210,7 @@ class Fleet:
         return f"http://{LOOPBACK}:{port}/r{self.routers[router].index}/cgi-bin/{PATHS[endpoint]}"
 
     def start(self, port: int = 0) -> Fleet:
-        self._server = ThreadingHTTPServer((LOOPBACK, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server((LOOPBACK, port), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -246,6 +245,13 @@ class Fleet:
     def write_config(self, path: Path, settings: dict | None = None, **per_router) -> Path:
         path.write_text(json.dumps(self.config(settings, **per_router), indent=2))
         return path
+
+
+class _Server(ThreadingHTTPServer):
+    # A whole fleet is polled at once: the default backlog of 5 would drop
+    # connections, and a dropped SYN is retried only after a second.
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 def _handler_for(fleet: Fleet):
@@ -291,10 +297,16 @@ def _handler_for(fleet: Fleet):
                 self._send_huge()
                 return
             if fault == "slow":
+                # Headers at once, the body after a long stall. Connection: close, so the
+                # collector does not reuse this stalled connection for another router
+                # that shares our port.
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(body) + 1))
+                self.send_header("Connection", "close")
                 self.end_headers()
+                self.close_connection = True
+                self.wfile.write(b"\n")  # a blank first line now (parsers skip it), the rest later
                 time.sleep(router.slow_seconds)
             else:
                 self._send(200, body)

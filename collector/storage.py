@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -131,26 +132,52 @@ def _has_table(conn: sqlite3.Connection, table: str) -> bool:
     ).fetchone() is not None
 
 
+def _group_writable_mode() -> int:
+    """rw for owner and group, others as the umask says: the API reads as another user
+    in the data group, and needs to write the -shm file that WAL readers share."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o666 & ~umask) | 0o060
+
+
 def connect_writer(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) a database for this run's single write transaction."""
     try:
+        if not path.exists():
+            # SQLite creates files 0644 whatever the umask; -wal and -shm then copy
+            # the database file's mode, so setting it here is enough.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, _group_writable_mode()))
+            os.chmod(path, _group_writable_mode())
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:
         raise StorageError(f"{path}: cannot open database: {e}") from None
 
 
-def connect_reader(path: Path) -> sqlite3.Connection | None:
-    """Open an existing database read-only (for --dry-run); None when there is none."""
+def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
+    """The committed state of a database, without touching its directory (for --dry-run).
+
+    Even a `mode=ro` connection to a WAL database creates or writes the -shm
+    file. With no WAL content to read, `immutable=1` reads the file alone;
+    otherwise the database and its WAL are copied to `scratch` and read there.
+    None when there is no database.
+    """
     if not path.exists():
         return None
+    wal = path.with_name(path.name + "-wal")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        if wal.exists() and wal.stat().st_size > 0:
+            copy = scratch / path.name
+            shutil.copyfile(path, copy)
+            shutil.copyfile(wal, scratch / wal.name)
+            conn = sqlite3.connect(copy)
+        else:
+            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:
         raise StorageError(f"{path}: cannot read database: {e}") from None
 
 
@@ -442,7 +469,7 @@ def run_lock(data_dir: Path, wait_seconds: float) -> Iterator[None]:
     """
     path = data_dir / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _group_writable_mode())
     except OSError as e:
         raise StorageError(f"{path}: cannot open lock file: {e.strerror}") from None
     try:

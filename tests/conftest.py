@@ -89,7 +89,6 @@ def monthly_stats(data_dir: Path) -> dict[str, tuple[int, int, str]]:
 def truth_of(fleet: Fleet) -> dict[str, tuple[int, int]]:
     """What the simulation really moved: per device, and main_wan over every router's WAN."""
     result = {k: tuple(v) for k, v in fleet.truth.items() if not k.startswith("wan:")}
-    wan = fleet.wan_truth()
-    if any(k.startswith("wan:") for k in fleet.truth):
-        result["main_wan"] = tuple(wan)
+    if any(r.has_wan for r in fleet.routers.values()):
+        result["main_wan"] = tuple(fleet.wan_truth())
     return result
