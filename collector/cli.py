@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -91,6 +92,9 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
         result = run_once(config, Path(data_dir), now=_clock(), dry_run=dry_run, lock_wait=lock_wait)
     except (StorageError, ClockError) as e:
         raise ExitError(str(e), EXIT_STORAGE) from None
+    # A dated first line: cron appends every run to one log file.
+    stamp = datetime.fromtimestamp(result.started_at, config.settings.zone()).isoformat(timespec="seconds")
+    click.echo(f"run-once {stamp}{' (dry run)' if dry_run else ''}", err=True)
     for router in result.routers:
         click.echo(router.line(), err=True)
     for note in result.notes:

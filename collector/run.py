@@ -61,6 +61,7 @@ class RunResult:
     deltas: list[Delta]
     usage: list[Usage]
     notes: list[str]
+    started_at: float = 0.0
     committed: bool = False
     # What the commit writes besides the usage:
     baselines: dict = field(default_factory=dict)  # router -> device -> Baseline
@@ -129,6 +130,7 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         fetched = fetch_all(_requests(config))
         finished = started + (time.monotonic() - mono_start)
         result = _account(config, states, fetched, started, mono_start)
+        result.started_at = started
         result.usage = bucket(result.deltas, zone, month_start_day)
         if dry_run:
             return result
