@@ -112,6 +112,42 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
     sys.exit(result.exit_code)
 
 
+def _print_checks(checks) -> None:
+    for result in checks:
+        click.echo(result.render())
+    bad = sum(1 for c in checks if not c.ok)
+    click.echo(f"{len(checks) - bad} endpoint(s) OK, {bad} with problems")
+    sys.exit(EXIT_PARTIAL if bad else 0)
+
+
+@cli.command("check-router")
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True)
+def check_router(urls: tuple[str, ...], timeout: float) -> None:
+    """Fetch a router's endpoints once and validate them; writes nothing.
+
+    A URL naming totalwifi.cgi, wan.cgi or dhcp.cgi checks that endpoint; any other
+    URL is taken as the router's address and all three /cgi-bin/ scripts are checked.
+    """
+    from collector.check import check, requests_for_urls
+
+    try:
+        requests_ = requests_for_urls(list(urls), timeout)
+    except ValueError as e:
+        raise ExitError(str(e), EXIT_CONFIG) from None
+    _print_checks(check(requests_))
+
+
+@cli.command("check-config")
+@config_option
+def check_config(config_path: str) -> None:
+    """Validate the configuration and every endpoint in it once; writes nothing."""
+    from collector.check import check, requests_for_config
+
+    config = _load_config(config_path)
+    _print_checks(check(requests_for_config(config)))
+
+
 @cli.command()
 @data_dir_option
 @click.option("--period", metavar="YYYY-MM", help="Billing period (default: the current one).")

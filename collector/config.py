@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from collector.errors import ConfigError
 
 ENDPOINTS = ("ap_stats", "wan_stats", "dhcp_leases")
+# The CGI scripts we ship (router/cgi-bin/) that answer each endpoint.
+SCRIPT_NAMES = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
 DEFAULT_CONFIG = "/etc/netstat-collect/routers.json"
 DEFAULT_DATA_DIR = "/var/www/netstat-data"
 

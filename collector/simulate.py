@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from collector.config import SCRIPT_NAMES
+
 LOOPBACK = "127.0.0.1"
-PATHS = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
-FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime")
+PATHS = SCRIPT_NAMES
+FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime", "no-connected",
+          "empty")
 
 
 @dataclass
@@ -187,9 +190,11 @@ class Fleet:
         with self.lock:
             now = self.now
             if endpoint == "ap_stats":
+                # "no-connected": the seed's 3-field format, without CONNECTED_SECONDS.
+                legacy = router.faults.get("ap_stats") == "no-connected"
                 return "".join(
-                    f"{s.mac} {self._counter(router, s.rx_bytes)} {self._counter(router, s.tx_bytes)} "
-                    f"{int(now - s.associated_at)}\n"
+                    f"{s.mac} {self._counter(router, s.rx_bytes)} {self._counter(router, s.tx_bytes)}"
+                    + ("" if legacy else f" {int(now - s.associated_at)}") + "\n"
                     for s in router.stations.values()
                 )
             if endpoint == "wan_stats":
@@ -290,7 +295,7 @@ def _handler_for(fleet: Fleet):
             if fault == "http500":
                 self._send(500, b"internal error\n")
                 return
-            body = fleet.render(router, endpoint).encode()
+            body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
             if fault == "garbage":
                 body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
             if fault == "huge":

@@ -1,0 +1,109 @@
+"""`check-router` and `check-config`: fetch each endpoint once, parse it with the
+collector's own parsers, and say what a run would make of it. Writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from collector.config import SCRIPT_NAMES, Config
+from collector.errors import ParseError
+from collector.fetch import Fetched, Request, fetch_all
+from collector.parse import parse_ap_stats, parse_dhcp_leases, parse_wan_stats
+
+# The scripts we ship, by name, so a URL can say which endpoint it is.
+ENDPOINT_OF_SCRIPT = {name: endpoint for endpoint, name in SCRIPT_NAMES.items()}
+SHOWN_REJECTS = 5
+
+
+@dataclass
+class EndpointCheck:
+    router: str
+    endpoint: str
+    url: str
+    ok: bool
+    lines: list[str] = field(default_factory=list)  # what to tell the user, in order
+
+    def render(self) -> str:
+        head = f"{self.router} {self.endpoint} {self.url}: {'OK' if self.ok else 'PROBLEM'}"
+        return "\n".join([head] + [f"    {line}" for line in self.lines])
+
+
+def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
+    """One request per URL naming a script, three per URL naming a router (its cgi-bin)."""
+    result = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        script = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        if script in ENDPOINT_OF_SCRIPT:
+            result.append(Request(parts.netloc, ENDPOINT_OF_SCRIPT[script], url, timeout))
+            continue
+        base = url.rstrip("/")
+        if not base.endswith("/cgi-bin"):
+            base += "/cgi-bin"
+        for endpoint, name in SCRIPT_NAMES.items():
+            result.append(Request(parts.netloc, endpoint, f"{base}/{name}", timeout))
+    return result
+
+
+def requests_for_config(config: Config) -> list[Request]:
+    return [
+        Request(router.key, endpoint, url, router.timeout)
+        for router in config.routers
+        for endpoint, url in router.urls.items()
+    ]
+
+
+def examine(fetched: Fetched) -> EndpointCheck:
+    """What one answer means for the collector: counts, optional fields, rejected lines."""
+    r = fetched.request
+    check = EndpointCheck(r.router, r.endpoint, r.url, ok=False)
+    if not fetched.ok:
+        check.lines.append(f"not reachable: {fetched.error}")
+        return check
+    parser = {"ap_stats": parse_ap_stats, "wan_stats": parse_wan_stats,
+              "dhcp_leases": parse_dhcp_leases}[r.endpoint]
+    try:
+        parsed = parser(fetched.body)
+    except ParseError as e:
+        check.lines.append(f"unusable answer: {e}")
+        return check
+    check.ok = not parsed.rejected
+    if r.endpoint == "ap_stats":
+        stations = parsed.items
+        with_seconds = sum(1 for s in stations if s.connected_seconds is not None)
+        check.lines.append(f"{len(stations)} stations parsed")
+        if not stations:
+            check.lines.append("no stations connected right now (fine, but nothing to check)")
+        elif with_seconds == len(stations):
+            check.lines.append("CONNECTED_SECONDS present: re-association is detected exactly")
+        else:
+            check.lines.append(
+                f"CONNECTED_SECONDS missing on {len(stations) - with_seconds} of {len(stations)} "
+                "stations: re-association is only seen when a counter goes down"
+            )
+    elif r.endpoint == "wan_stats":
+        wan = parsed.items[0]
+        check.lines.append(f"wan: rx {wan.rx_bytes} tx {wan.tx_bytes}")
+        if wan.uptime_seconds is None:
+            check.lines.append("uptime: missing: reboots are only seen when a counter goes down")
+        else:
+            check.lines.append(f"uptime: {wan.uptime_seconds}s: reboots are detected exactly")
+    else:
+        check.lines.append(f"{len(parsed.items)} IPv4 leases parsed, {parsed.ignored} lines ignored "
+                           "(duid, DHCPv6)")
+        unnamed = sum(1 for lease in parsed.items if not lease.hostname)
+        if unnamed:
+            check.lines.append(f"{unnamed} leases without a hostname (shown by IP or MAC)")
+    if parsed.rejected:
+        check.lines.append(f"{len(parsed.rejected)} lines rejected:")
+        check.lines.extend(f"  {x}" for x in parsed.rejected[:SHOWN_REJECTS])
+        if len(parsed.rejected) > SHOWN_REJECTS:
+            check.lines.append(f"  ... and {len(parsed.rejected) - SHOWN_REJECTS} more")
+    return check
+
+
+def check(requests_: list[Request]) -> list[EndpointCheck]:
+    return [examine(f) for f in fetch_all(requests_)]
