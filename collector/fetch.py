@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -140,10 +139,74 @@ def fetch_one(request: Request, cap: int = SIZE_CAP) -> Fetched:
         return Fetched(request, None, f"answer broken off: {type(e).__name__}", time.monotonic())
 
 
+# The hard deadline fires this long after a request's own timeout, so that the
+# request's own, more specific error normally wins.
+WATCHDOG_GRACE_SECONDS = 0.5
+
+
+class _Batch:
+    """Runs requests on daemon threads and enforces every request's overall deadline.
+
+    A hostile router can hold a request inside the HTTP library (headers dribbled
+    a byte at a time never trip a read timeout). Such a request is marked failed
+    at its deadline and its thread abandoned, with a fresh worker taking its
+    place; daemon threads cannot keep the process alive after the run.
+    """
+
+    def __init__(self, requests_: list[Request], cap: int):
+        self.requests = requests_
+        self.cap = cap
+        self.pending = list(range(len(requests_)))[::-1]  # popped from the end, in order
+        self.results: list[Fetched | None] = [None] * len(requests_)
+        self.running: dict[int, tuple[float, int]] = {}  # index -> (started, thread ident)
+        self.abandoned: set[int] = set()  # idents of threads whose request timed out
+        self.cond = threading.Condition()
+
+    def _worker(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self.cond:
+                if me in self.abandoned or not self.pending:
+                    return
+                index = self.pending.pop()
+                self.running[index] = (time.monotonic(), me)
+            fetched = fetch_one(self.requests[index], self.cap)
+            with self.cond:
+                if self.results[index] is None:
+                    self.results[index] = fetched
+                    self.running.pop(index, None)
+                self.cond.notify_all()
+
+    def _start_worker(self) -> None:
+        threading.Thread(target=self._worker, name="fetch", daemon=True).start()
+
+    def run(self, workers: int) -> list[Fetched]:
+        for _ in range(workers):
+            self._start_worker()
+        with self.cond:
+            while any(r is None for r in self.results):
+                now = time.monotonic()
+                wait = None
+                for index, (started, ident) in list(self.running.items()):
+                    request = self.requests[index]
+                    deadline = started + request.timeout + WATCHDOG_GRACE_SECONDS
+                    if now >= deadline:
+                        self.results[index] = Fetched(
+                            request, None, f"no complete answer within {request.timeout:g}s", now)
+                        del self.running[index]
+                        self.abandoned.add(ident)
+                        self._start_worker()
+                    else:
+                        wait = deadline - now if wait is None else min(wait, deadline - now)
+                self.cond.wait(wait)
+        return list(self.results)
+
+
 def fetch_all(requests_: list[Request], cap: int = SIZE_CAP) -> list[Fetched]:
-    """Fetch every request concurrently; results in the order of the requests."""
+    """Fetch every request concurrently; results in the order of the requests.
+
+    Each request ends by its own deadline, whatever the router does.
+    """
     if not requests_:
         return []
-    workers = min(MAX_WORKERS, len(requests_))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        return list(pool.map(lambda r: fetch_one(r, cap), requests_))
+    return _Batch(requests_, cap).run(min(MAX_WORKERS, len(requests_)))

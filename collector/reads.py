@@ -51,9 +51,12 @@ def _explain(path: Path, error: sqlite3.Error) -> str:
     """The sqlite error, plus the usual cause when a reader cannot open the WAL index."""
     message = f"{path}: cannot read database: {error}"
     shm = path.with_name(path.name + "-shm")
-    if "unable to open" in str(error) and not shm.exists() and not os.access(path.parent, os.W_OK):
+    if not shm.exists() and not os.access(path.parent, os.W_OK):
         message += (f" ({shm.name} is missing and this user may not create it: the reader needs "
                     f"write access to {path.parent}, e.g. through the data group)")
+    elif shm.exists() and not os.access(shm, os.W_OK):
+        message += (f" ({shm.name} is not writable by this user: the reader needs write access "
+                    f"to it, e.g. through the data group)")
     return message
 
 

@@ -20,6 +20,7 @@ from collector.accounting import (
 )
 from collector.config import ENDPOINTS, Config
 from collector.errors import ClockError, ParseError
+from collector.faults import crash_point
 from collector.fetch import Fetched, Request, fetch_all
 from collector.parse import Lease, parse_ap_stats, parse_dhcp_leases, parse_wan_stats
 
@@ -113,6 +114,7 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         stats = storage.connect_snapshot(stats_path, Path(scratch.name))
         leases_conn = None
     else:
+        storage.check_pair(stats_path, leases_path)
         stats = storage.connect_writer(stats_path)
         storage.migrate_stats(stats, stats_path, zone, month_start_day)
         leases_conn = storage.connect_writer(leases_path)
@@ -128,6 +130,7 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
             )
         mono_start = time.monotonic()
         fetched = fetch_all(_requests(config))
+        crash_point("fetched")
         finished = started + (time.monotonic() - mono_start)
         result = _account(config, states, fetched, started, mono_start)
         result.started_at = started

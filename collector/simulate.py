@@ -14,6 +14,7 @@ import json
 import random
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +24,7 @@ from collector.config import SCRIPT_NAMES
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES
 FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime", "no-connected",
-          "empty")
+          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429", "binary")
 
 
 @dataclass
@@ -252,6 +253,18 @@ class Fleet:
         return path
 
 
+_BOMB: list[bytes] = []
+
+
+def _gzip_bomb() -> bytes:
+    """Made once per process: compressing 256 MiB takes a moment."""
+    if not _BOMB:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+        zeros = b"0" * (1024 * 1024)
+        _BOMB.append(b"".join(compressor.compress(zeros) for _ in range(256)) + compressor.flush())
+    return _BOMB[0]
+
+
 class _Server(ThreadingHTTPServer):
     # A whole fleet is polled at once: the default backlog of 5 would drop
     # connections, and a dropped SYN is retried only after a second.
@@ -295,7 +308,24 @@ def _handler_for(fleet: Fleet):
             if fault == "http500":
                 self._send(500, b"internal error\n")
                 return
+            if fault == "http429":
+                self._send(429, b"slow down\n")
+                return
+            if fault == "redirect-loop":
+                self.send_response(302)
+                self.send_header("Location", self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if fault in ("dribble", "dribble-headers"):
+                self._dribble(router, headers_too=fault == "dribble-headers")
+                return
+            if fault == "gzip-bomb":
+                self._send_gzip_bomb()
+                return
             body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
+            if fault == "binary":
+                body = b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64
             if fault == "garbage":
                 body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
             if fault == "huge":
@@ -328,6 +358,33 @@ def _handler_for(fleet: Fleet):
             self.end_headers()
             try:
                 self.wfile.write(body)
+            except OSError:
+                pass
+
+        def _dribble(self, router: SimRouter, headers_too: bool) -> None:
+            """One byte every slow_seconds/10, for as long as the client listens."""
+            raw = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Slow: " if headers_too else
+                   b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+            self.close_connection = True
+            try:
+                self.wfile.write(raw)
+                for _ in range(10_000):
+                    time.sleep(max(router.slow_seconds / 10, 0.05))
+                    self.wfile.write(b"a")
+            except OSError:
+                pass
+
+        def _send_gzip_bomb(self) -> None:
+            # 256 MiB of zeros in about 256 KiB of gzip: the collector must stop
+            # inflating at its cap instead of inflating it all into memory.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                self.wfile.write(_gzip_bomb())
             except OSError:
                 pass
 

@@ -39,6 +39,7 @@ from collector.accounting import (
     period_for_label,
 )
 from collector.errors import LockBusy, StorageError
+from collector.faults import crash_point
 from collector.parse import Lease
 
 STATS_DB = "network_stats.db"
@@ -154,6 +155,21 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         return conn
     except (sqlite3.Error, OSError) as e:
         raise StorageError(f"{path}: cannot open database: {e}") from None
+
+
+def check_pair(stats: Path, leases: Path) -> None:
+    """Refuse to start new history beside old: both files exist, or neither (a first run).
+
+    A lone file means the other was lost or moved; recreating it would silently
+    restart the month's totals from zero or forget every device's name.
+    """
+    missing = [p for p in (stats, leases) if not p.exists()]
+    if len(missing) == 1:
+        other = leases if missing[0] == stats else stats
+        raise StorageError(
+            f"{missing[0]}: missing while {other.name} exists; restore it from a backup, "
+            f"or move {other.name} away too to start new history"
+        )
 
 
 def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
@@ -397,7 +413,9 @@ def commit_stats(
             [("timezone", zone.key or ""), ("month_start_day", str(month_start_day)),
              ("last_run_at", repr(update.finished_at))],
         )
+        crash_point("stats-written")
         conn.execute("COMMIT")
+        crash_point("stats-committed")
     except sqlite3.Error as e:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -449,7 +467,9 @@ def commit_leases(
                 "ip = excluded.ip, client_id = excluded.client_id, last_seen = excluded.last_seen",
                 [(x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases],
             )
+        crash_point("leases-written")
         conn.execute("COMMIT")
+        crash_point("leases-committed")
     except sqlite3.Error as e:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
