@@ -22,9 +22,9 @@ The rules (README, "How bytes are counted"):
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from collector.parse import StationSample, WanSample
@@ -156,7 +156,9 @@ def _pair(
             )
             amount, how = 0, "implausible"
         elif how == "wrap":
-            notes.append(f"{router} {device}: {direction} 32-bit counter wrapped ({old_value} -> {new_value})")
+            notes.append(
+                f"{router} {device}: {direction} 32-bit counter wrapped ({old_value} -> {new_value})"
+            )
         amounts.append(amount)
         hows.append(how)
     if "implausible" in hows:
@@ -220,8 +222,9 @@ def account_router(
             elif old is None:
                 # Rule 3: the station associated since the last poll, and its
                 # counters started at zero then.
-                since_last_poll = at - state.last_ap_at if state.last_ap_at is not None else None
-                elapsed = station.connected_seconds if station.connected_seconds is not None else since_last_poll
+                elapsed = station.connected_seconds
+                if elapsed is None and state.last_ap_at is not None:
+                    elapsed = at - state.last_ap_at
                 # With no elapsed time known at all, no rate can be judged: -inf says so.
                 since = at - elapsed if elapsed is not None else float("-inf")
                 delta = _pair(router, station.mac, Baseline(0, 0, since),

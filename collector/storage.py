@@ -21,15 +21,14 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 from collector.accounting import (
-    WAN,
     Baseline,
     RouterState,
     UptimeMark,

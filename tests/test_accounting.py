@@ -1,6 +1,6 @@
 """The accounting rules, one by one, then as properties over invented histories."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -205,7 +205,7 @@ def test_wan_only_poll_keeps_station_baselines():
 # --- rule 8: periods --------------------------------------------------------------------------
 
 
-def ts(*args, zone=timezone.utc):
+def ts(*args, zone=UTC):
     return datetime(*args, tzinfo=zone).timestamp()
 
 

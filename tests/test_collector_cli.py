@@ -10,12 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import (
     REPO,
-    T0,
     collect,
     monthly_stats,
     run_cli,
@@ -66,7 +65,7 @@ def test_first_run_records_baselines_then_counts_exact_deltas(fleet, data_dir, t
     assert stored_usage(data_dir) == expected
     stats = monthly_stats(data_dir)
     assert {k: v[:2] for k, v in stats.items()} == expected
-    assert stats[A][2] == datetime.fromtimestamp(fleet.now, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    assert stats[A][2] == datetime.fromtimestamp(fleet.now, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_verbose_prints_each_device_delta(fleet, data_dir, tmp_path):
@@ -114,7 +113,8 @@ def test_outage_and_http_500_fail_only_their_router_and_the_gap_is_counted_later
     assert "ap2: ap_stats FAILED (connection closed without an answer)" in result.stderr
     assert "dhcp_leases FAILED (HTTP 500 Internal Server Error)" in result.stderr
     # main's stations and WAN were committed despite the other failures.
-    assert stored_usage(data_dir)[A] == (truth_of(fleet)[A][0] - start[A][0], truth_of(fleet)[A][1] - start[A][1])
+    now = truth_of(fleet)
+    assert stored_usage(data_dir)[A] == (now[A][0] - start[A][0], now[A][1] - start[A][1])
     assert stored_usage(data_dir)[C] == (0, 0)
 
     fleet.set_fault("ap2", "ok")
@@ -209,7 +209,7 @@ def test_roaming_between_access_points_counts_each_byte_once(fleet, data_dir, tm
 
 
 def test_month_change_keeps_history_and_monthly_stats_holds_only_the_new_period(fleet, data_dir, tmp_path):
-    fleet.now = datetime(2026, 11, 30, 22, 45, tzinfo=timezone.utc).timestamp()
+    fleet.now = datetime(2026, 11, 30, 22, 45, tzinfo=UTC).timestamp()
     home(fleet)
     # Berlin is an hour ahead: a poll at 23:15 UTC on the 30th is 00:15 on 1 December there.
     config = fleet.write_config(tmp_path / "routers.json", {"timezone": "Europe/Berlin"})
@@ -223,7 +223,7 @@ def test_month_change_keeps_history_and_monthly_stats_holds_only_the_new_period(
     assert monthly_stats(data_dir)[A][2] == "2026-12-01 00:15:00"
 
     # The next period starts from zero in monthly_stats; the old one stays in history.
-    fleet.now = datetime(2027, 1, 1, 0, 5, tzinfo=timezone.utc).timestamp()
+    fleet.now = datetime(2027, 1, 1, 0, 5, tzinfo=UTC).timestamp()
     fleet.transfer("main", B, 7, 8, wan_router="main")
     assert collect(fleet, config, data_dir).code == 0
     assert {k: v[:2] for k, v in monthly_stats(data_dir).items()} == {

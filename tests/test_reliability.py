@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, collect, run_cli, stored_usage, truth_of
 
 from collector.faults import POINTS
-from conftest import REPO, collect, run_cli, stored_usage, truth_of
 
 SETTINGS = {"timezone": "UTC", "timeout_seconds": 2}
 KILLS = 120
