@@ -471,3 +471,67 @@ def test_simulate_serves_on_loopback_and_stops_by_itself(tmp_path):
     assert result.code == 0, result.stderr
     assert "router-1: ap_stats 3 stations; wan_stats ok" in result.stderr
     assert "ap-2: ap_stats 3 stations" in result.stderr
+
+
+def test_main_wan_is_the_sum_of_every_routers_wan(fleet, data_dir, tmp_path):
+    fleet.add_router("isp1")
+    fleet.add_router("isp2", dhcp=False)
+    fleet.add_router("ap", wan=False, dhcp=False)
+    config = fleet.write_config(tmp_path / "routers.json", SETTINGS)
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.advance(1800)
+    fleet.wan_transfer("isp1", 1000, 10)
+    fleet.wan_transfer("isp2", 500, 5)
+    assert collect(fleet, config, data_dir).code == 0
+    assert stored_usage(data_dir)["main_wan"] == (1500, 15)
+    assert {k: v[:2] for k, v in monthly_stats(data_dir).items()} == {"main_wan": (1500, 15)}
+    conn = sqlite3.connect(data_dir / "network_stats.db")
+    per_router = dict(conn.execute(
+        "SELECT router, rx_bytes FROM usage_period WHERE device = 'main_wan'"))
+    conn.close()
+    assert per_router == {"isp1": 1000, "isp2": 500}
+
+
+def test_implausible_jump_counts_zero_and_is_logged(fleet, data_dir, tmp_path):
+    home(fleet)
+    config = fleet.write_config(tmp_path / "routers.json", {**SETTINGS, "max_rate_mbps": 100})
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.advance(1800)
+    # 100 Mbit/s for 1800 s is 22.5 GB: 50 GB in that time is impossible.
+    fleet.routers["main"].wan_rx += 50 * 10**9
+    fleet.transfer("main", A, 10, 20)
+    result = collect(fleet, config, data_dir)
+    assert result.code == 0
+    assert "main main_wan: rx delta of 50000000000 bytes in 1800s is above max_rate_mbps" in result.stderr
+    assert stored_usage(data_dir)["main_wan"] == (0, 0)
+    assert stored_usage(data_dir)[A] == (10, 20)
+    fleet.advance(1800)
+    fleet.wan_transfer("main", 300, 400)
+    assert collect(fleet, config, data_dir).code == 0
+    assert stored_usage(data_dir)["main_wan"] == (300, 400)  # counted from the new baseline
+
+
+def test_month_start_day_decides_the_period(fleet, data_dir, tmp_path):
+    fleet.now = datetime(2026, 11, 14, 23, 0, tzinfo=UTC).timestamp()
+    home(fleet)
+    config = fleet.write_config(tmp_path / "routers.json", {"timezone": "UTC", "month_start_day": 15})
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.advance(1800)
+    fleet.transfer("main", A, 1, 2)
+    assert collect(fleet, config, data_dir).code == 0  # 23:30 on the 14th: period 2026-10
+    fleet.advance(3600)
+    fleet.transfer("main", A, 10, 20)
+    assert collect(fleet, config, data_dir).code == 0  # 00:30 on the 15th: period 2026-11
+    assert stored_usage(data_dir, "2026-10")[A] == (1, 2)
+    assert stored_usage(data_dir, "2026-11")[A] == (10, 20)
+    conn = sqlite3.connect(data_dir / "network_stats.db")
+    bounds = conn.execute('SELECT start, "end" FROM periods WHERE label = ?', ("2026-11",)).fetchone()
+    conn.close()
+    assert bounds == ("2026-11-15T00:00:00+00:00", "2026-12-15T00:00:00+00:00")
+
+
+def test_router_display_name_in_the_log(fleet, data_dir, tmp_path):
+    fleet.add_router("192.0.2.1")
+    config = fleet.write_config(tmp_path / "routers.json", SETTINGS, **{"192.0.2.1": {"name": "Attic"}})
+    result = collect(fleet, config, data_dir)
+    assert "Attic (192.0.2.1): ap_stats 0 stations" in result.stderr
