@@ -184,7 +184,7 @@ class _Batch:
         for _ in range(workers):
             self._start_worker()
         with self.cond:
-            while any(r is None for r in self.results):
+            while True:
                 now = time.monotonic()
                 wait = None
                 for index, (started, ident) in list(self.running.items()):
@@ -198,6 +198,8 @@ class _Batch:
                         self._start_worker()
                     else:
                         wait = deadline - now if wait is None else min(wait, deadline - now)
+                if all(r is not None for r in self.results):
+                    break
                 self.cond.wait(wait)
         return list(self.results)
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.accounting import WAN, Period, period_containing, period_for_label
@@ -44,14 +45,18 @@ class ReadSettings:
 
 
 def _uri(path: Path) -> str:
-    return f"file:{path}?mode=ro"
+    # Quoted: a `?`, `#` or `%` in the directory's name must not end or change the URI.
+    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _explain(path: Path, error: sqlite3.Error) -> str:
     """The sqlite error, plus the usual cause when a reader cannot open the WAL index."""
     message = f"{path}: cannot read database: {error}"
     shm = path.with_name(path.name + "-shm")
-    if not shm.exists() and not os.access(path.parent, os.W_OK):
+    if not os.access(path, os.R_OK):
+        message += " (this user may not read it: the reader needs read access, e.g. mode 0664 " \
+                   "and the data group)"
+    elif not shm.exists() and not os.access(path.parent, os.W_OK):
         message += (f" ({shm.name} is missing and this user may not create it: the reader needs "
                     f"write access to {path.parent}, e.g. through the data group)")
     elif shm.exists() and not os.access(shm, os.W_OK):
@@ -116,10 +121,6 @@ def begin_snapshot(conn: sqlite3.Connection) -> None:
     """
     if not conn.in_transaction:
         conn.execute("BEGIN")
-
-
-def has_stats(conn: sqlite3.Connection) -> bool:
-    return conn.execute("PRAGMA main.page_count").fetchone()[0] > 0
 
 
 def has_leases(conn: sqlite3.Connection) -> bool:
@@ -503,4 +504,4 @@ def table_rows(conn: sqlite3.Connection, table: str, schema: str) -> list[dict] 
         return None
     cursor = conn.execute(f"SELECT * FROM {schema}.{table}")
     columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]

@@ -1,0 +1,234 @@
+"""The API as another OS user than the collector, with the seed's group permissions.
+
+The seed's README: the collector's user owns /var/www/netstat-data and its files,
+the web server's user is in the owner's group, the directory is 775 and the
+files 664. Here: `nsc-owner` (primary group `nsc-data`) runs the real collector,
+and `nsc-api` (own group `nsc-api`) runs gunicorn with `nsc-data` as its group, as
+deploy/gunicorn.service does with User= and Group=. Both run as real processes
+started with setpriv.
+
+Needs root (to create the accounts and switch to them; CI runs as root). When the
+test's Python lies under a directory other users may not enter (pyenv under
+/root), each process gets a private mount namespace in which that directory is
+replaced by one that shows only the Python installation (same paths, nothing
+copied).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO, T0, answers_during, as_user, gunicorn_server, truth_of
+
+from collector.simulate import Fleet
+
+OWNER = "nsc-owner"
+API_USER = "nsc-api"
+DATA_GROUP = "nsc-data"
+TOOLS = ("setpriv", "useradd", "groupadd", "unshare", "mount", "ps")
+LAPTOP = "aa:00:00:00:00:01"
+PHONE = "aa:00:00:00:00:02"
+
+
+def _missing_requirement() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to create the test accounts and switch to them (CI runs as root)"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"needs {', '.join(missing)} (util-linux, passwd) to run processes as other users"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing_requirement() is not None,
+                                reason=_missing_requirement() or "")
+
+
+def _ensure_accounts() -> None:
+    """Create the group and the two users unless they exist (the test may run again)."""
+    def exists(db, name) -> bool:
+        try:
+            db(name)
+            return True
+        except KeyError:
+            return False
+
+    if not exists(grp.getgrnam, DATA_GROUP):
+        subprocess.run(["groupadd", "--system", DATA_GROUP], check=True)
+    common = ["--system", "--no-create-home", "--home-dir", "/nonexistent",
+              "--shell", "/usr/sbin/nologin"]
+    if not exists(pwd.getpwnam, OWNER):
+        subprocess.run(["useradd", *common, "--gid", DATA_GROUP, OWNER], check=True)
+    if not exists(pwd.getpwnam, API_USER):
+        subprocess.run(["useradd", *common, "--user-group", API_USER], check=True)
+
+
+@dataclass
+class Site:
+    base: Path
+    data_dir: Path
+    config: Path
+    fleet: Fleet
+    owner: list[str]  # command prefix: this Python as the collector's user
+    api: list[str]  # as the API's user, with the data group
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+        env.update(PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1", TZ="UTC",
+                   NETSTAT_NOW=repr(self.fleet.now))
+        return env
+
+    def collect(self) -> subprocess.CompletedProcess:
+        """One real `run-once` as the owner, at the fleet's virtual time."""
+        return subprocess.run(
+            [*self.owner, "-m", "collector", "run-once", "--config", str(self.config),
+             "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def site():
+    """The seed's layout in a fresh directory under /tmp, written by the collector as its owner."""
+    _ensure_accounts()
+    base = Path(tempfile.mkdtemp(prefix="netstat-perm-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        data_dir = base / "data"
+        data_dir.mkdir()
+        shutil.chown(data_dir, OWNER, DATA_GROUP)
+        data_dir.chmod(0o775)
+        with Fleet(now=T0) as fleet:
+            fleet.add_router("router-1")
+            fleet.join("router-1", LAPTOP, hostname="laptop")
+            fleet.join("router-1", PHONE, hostname="phone")
+            config = fleet.write_config(base / "routers.json", settings={"timezone": "UTC"})
+            config.chmod(0o644)
+            site = Site(base, data_dir, config, fleet, as_user(OWNER, DATA_GROUP, base / "stage"),
+                        as_user(API_USER, DATA_GROUP, base / "stage"))
+            probe = subprocess.run([*site.api, "-c", "import flask, gunicorn, api.app"],
+                                   capture_output=True, text=True, env=site.env(), cwd=REPO)
+            if probe.returncode != 0:
+                pytest.skip(f"{API_USER} cannot run this Python: {probe.stderr.strip()}")
+            first = site.collect()
+            assert first.returncode == 0, first.stderr
+            fleet.transfer("router-1", LAPTOP, 100_000, 2_000_000, wan_router="router-1")
+            fleet.transfer("router-1", PHONE, 30_000, 400_000, wan_router="router-1")
+            fleet.advance(1800)
+            second = site.collect()
+            assert second.returncode == 0, second.stderr
+            yield site
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _stored_wan_rx(data_dir: Path) -> int:
+    """main_wan's rx this period, read as root the way any WAL reader does (WAL included)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'network_stats.db'}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT rx_bytes FROM monthly_stats WHERE id = 'main_wan'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_the_collector_writes_group_writable_files_as_its_owner(site):
+    modes = {p.name: (stat.S_IMODE(p.stat().st_mode), p.owner(), p.group())
+             for p in site.data_dir.iterdir() if p.suffix == ".db"}
+    assert modes == {
+        "network_stats.db": (0o664, OWNER, DATA_GROUP),
+        "dhcp_leases.db": (0o664, OWNER, DATA_GROUP),
+    }
+
+
+def test_the_api_as_another_user_serves_the_owners_data(site):
+    with gunicorn_server(site.data_dir, site.base / "api.log", now=site.fleet.now,
+                         command_prefix=site.api) as server:
+        workers = subprocess.run(["ps", "-o", "user=", "--ppid", str(server.process.pid)],
+                                 capture_output=True, text=True).stdout.split()
+        usage = server.get("/api/v1/usage")
+        health = server.get("/healthz")
+        combined = server.get("/api.php", params={"action": "combined"})
+    assert set(workers) == {API_USER}
+    truth = truth_of(site.fleet)
+    assert usage.status_code == 200, usage.text
+    assert [usage.json()["wan"]["rx_bytes"], usage.json()["wan"]["tx_bytes"]] == list(truth["main_wan"])
+    assert {c["mac"]: [c["rx_bytes"], c["tx_bytes"]] for c in usage.json()["clients"]} == {
+        LAPTOP: list(truth[LAPTOP]), PHONE: list(truth[PHONE])}
+    assert (health.status_code, combined.status_code) == (200, 200)
+
+
+def test_the_wal_index_the_api_creates_stays_usable_by_the_owner(site):
+    """SQLite gives -shm the database's mode; Group= gives it the data group."""
+    for name in ("network_stats.db-shm", "network_stats.db-wal"):
+        (site.data_dir / name).unlink(missing_ok=True)  # as right after a collector run
+    with gunicorn_server(site.data_dir, site.base / "api-shm.log", now=site.fleet.now,
+                         command_prefix=site.api) as server:
+        assert server.get("/api/v1/usage").status_code == 200
+        shm = site.data_dir / "network_stats.db-shm"
+        assert (stat.S_IMODE(shm.stat().st_mode), shm.owner(), shm.group()) == (
+            0o664, API_USER, DATA_GROUP)
+
+
+def test_the_collector_commits_while_another_user_serves(site):
+    with gunicorn_server(site.data_dir, site.base / "api-live.log", now=site.fleet.now,
+                         command_prefix=site.api) as server:
+        before = server.get("/api/v1/usage")
+        old_rx = before.json()["wan"]["rx_bytes"]
+        site.fleet.transfer("router-1", LAPTOP, 50_000, 700_000, wan_router="router-1")
+        site.fleet.advance(1800)
+        run, seen = answers_during(server, "/api/v1/usage", site.collect)
+        after = server.get("/api/v1/usage", headers={"If-None-Match": before.headers["ETag"]})
+    assert run.returncode == 0, run.stderr
+    assert seen and [answer for answer in seen if answer[0] != 200] == []
+    assert {body["wan"]["rx_bytes"] for _, body in seen} <= {old_rx, old_rx + 700_000}
+    assert (after.status_code, after.json()["wan"]["rx_bytes"]) == (200, old_rx + 700_000)
+    assert _stored_wan_rx(site.data_dir) == old_rx + 700_000
+
+
+def test_without_the_data_group_the_api_answers_503_naming_the_problem(site):
+    """No write access to the directory: the reader cannot create the WAL index."""
+    data_dir = site.base / "data-no-group"
+    data_dir.mkdir()
+    for name in ("network_stats.db", "dhcp_leases.db"):
+        shutil.copyfile(site.data_dir / name, data_dir / name)
+        shutil.chown(data_dir / name, OWNER, DATA_GROUP)
+        (data_dir / name).chmod(0o664)
+    shutil.chown(data_dir, OWNER, DATA_GROUP)
+    data_dir.chmod(0o775)
+    own_group = as_user(API_USER, API_USER, site.base / "stage")
+    with gunicorn_server(data_dir, site.base / "api-no-group.log", now=site.fleet.now,
+                         command_prefix=own_group) as server:
+        r = server.get("/api/v1/usage")
+    assert (r.status_code, r.json()["status"]) == (503, 503)
+    error = r.json()["error"]
+    # SQLite's own words vary by version; the file and the cause must be named.
+    assert error.startswith(f"{data_dir / 'network_stats.db'}: cannot read database: ")
+    assert error.endswith(
+        f"(network_stats.db-shm is missing and this user may not create it: the reader needs "
+        f"write access to {data_dir}, e.g. through the data group)")
+
+
+def test_an_unreadable_database_answers_503_naming_the_problem(site):
+    data_dir = site.base / "data-unreadable"
+    data_dir.mkdir()
+    for name in ("network_stats.db", "dhcp_leases.db"):
+        shutil.copyfile(site.data_dir / name, data_dir / name)
+        shutil.chown(data_dir / name, OWNER, DATA_GROUP)
+    (data_dir / "network_stats.db").chmod(0o600)
+    shutil.chown(data_dir, OWNER, DATA_GROUP)
+    data_dir.chmod(0o775)
+    with gunicorn_server(data_dir, site.base / "api-unreadable.log", now=site.fleet.now,
+                         command_prefix=site.api) as server:
+        r = server.get("/api/v1/usage")
+    assert r.status_code == 503
+    assert r.json()["error"] == (
+        f"{data_dir / 'network_stats.db'}: cannot read database: unable to open database file "
+        f"(this user may not read it: the reader needs read access, e.g. mode 0664 and the data group)")
