@@ -489,6 +489,10 @@ def run_lock(data_dir: Path, wait_seconds: float) -> Iterator[None]:
     path = data_dir / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, _group_writable_mode())
+        if os.fstat(fd).st_uid == os.geteuid():
+            # os.open's mode passes through the umask: make it group-writable for
+            # whoever in the data group runs the collector by hand next.
+            os.fchmod(fd, _group_writable_mode())
     except OSError as e:
         raise StorageError(f"{path}: cannot open lock file: {e.strerror}") from None
     try:

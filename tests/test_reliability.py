@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, collect, run_cli, stored_usage, truth_of
+from conftest import REPO, as_user, collect, run_cli, stored_usage, truth_of
 
 from collector.faults import POINTS
 
@@ -205,10 +205,10 @@ def test_data_directory_not_writable(fleet):
         config.chmod(0o644)
         locked = shared / "locked"
         locked.mkdir(mode=0o755)
-        proc = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                               sys.executable, "-m", "collector", "run-once", "--config", str(config),
-                               "--data-dir", str(locked)], cwd=REPO, env=cli_env(fleet.now),
-                              capture_output=True, text=True, timeout=60)
+        env = cli_env(fleet.now, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.run([*as_user("nobody", "nogroup", shared / "stage"), "-m", "collector",
+                               "run-once", "--config", str(config), "--data-dir", str(locked)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 3, proc.stderr
         assert f"{locked}: data directory is not writable by this user" in proc.stderr
         assert list(locked.iterdir()) == []
