@@ -23,7 +23,7 @@ SCRIPT_NAMES = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_lease
 DEFAULT_CONFIG = "/etc/netstat-collect/routers.json"
 DEFAULT_DATA_DIR = "/var/www/netstat-data"
 
-_SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps"}
+_SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
 _ROUTER_KEYS = set(ENDPOINTS) | {"timeout", "counter_bits", "name"}
 
 
@@ -44,6 +44,7 @@ class Settings:
     timezone: str = ""  # IANA name; "" means the system's local zone
     timeout_seconds: float = 10.0
     max_rate_mbps: float = 10000.0
+    monthly_cap_gib: float | None = None  # the ISP's monthly allowance, drawn by the dashboard
 
     def zone(self) -> zoneinfo.ZoneInfo:
         return load_zone(self.timezone)
@@ -199,8 +200,11 @@ def _parse_settings(doc: Any, path: str, found: list[str]) -> Settings:
                       doc.get("timeout_seconds", defaults.timeout_seconds), lo=0.1, hi=600)
     rate = _number(path, "settings.max_rate_mbps",
                    doc.get("max_rate_mbps", defaults.max_rate_mbps), lo=1, hi=10_000_000)
+    cap = doc.get("monthly_cap_gib")
+    if cap is not None:
+        cap = float(_number(path, "settings.monthly_cap_gib", cap, lo=0.001, hi=10**9))
     return Settings(month_start_day=day, timezone=timezone, timeout_seconds=float(timeout),
-                    max_rate_mbps=float(rate))
+                    max_rate_mbps=float(rate), monthly_cap_gib=cap)
 
 
 def _parse_router(

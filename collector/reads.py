@@ -42,6 +42,7 @@ class DataUnavailable(Exception):
 class ReadSettings:
     zone: ZoneInfo
     month_start_day: int
+    monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib of the last run
 
 
 def _uri(path: Path) -> str:
@@ -143,7 +144,9 @@ def read_settings(conn: sqlite3.Connection) -> ReadSettings:
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     day = values.get("month_start_day", "1")
-    return ReadSettings(zone, int(day) if day.isdigit() else 1)
+    cap = values.get("monthly_cap_bytes", "")
+    return ReadSettings(zone, int(day) if day.isdigit() else 1,
+                        int(cap) if cap.isdigit() else None)
 
 
 def iso(at: float | None, zone: ZoneInfo) -> str | None:

@@ -145,6 +145,8 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
             baselines=result.baselines,
             uptimes=result.uptimes,
             endpoints=result.statuses,
+            monthly_cap_bytes=None if config.settings.monthly_cap_gib is None
+            else int(config.settings.monthly_cap_gib * 1024**3),
         )
         storage.commit_stats(stats, stats_path, update, zone, month_start_day)
         storage.commit_leases(leases_conn, leases_path, result.leases, started, zone)

@@ -120,6 +120,7 @@ class StatsUpdate:
     baselines: Mapping[str, Mapping[str, Baseline]]  # router -> complete new baseline map
     uptimes: Mapping[str, UptimeMark]
     endpoints: list[EndpointStatus]
+    monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib, for readers
 
 
 def _column_names(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -410,7 +411,9 @@ def commit_stats(
         conn.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             [("timezone", zone.key or ""), ("month_start_day", str(month_start_day)),
-             ("last_run_at", repr(update.finished_at))],
+             ("last_run_at", repr(update.finished_at)),
+             ("monthly_cap_bytes", "" if update.monthly_cap_bytes is None
+              else str(update.monthly_cap_bytes))],
         )
         crash_point("stats-written")
         conn.execute("COMMIT")

@@ -535,3 +535,16 @@ def test_router_display_name_in_the_log(fleet, data_dir, tmp_path):
     config = fleet.write_config(tmp_path / "routers.json", SETTINGS, **{"192.0.2.1": {"name": "Attic"}})
     result = collect(fleet, config, data_dir)
     assert "Attic (192.0.2.1): ap_stats 0 stations" in result.stderr
+
+
+def test_monthly_cap_reaches_readers(fleet, data_dir, tmp_path):
+    from collector import reads
+
+    home(fleet)
+    config = fleet.write_config(tmp_path / "routers.json", {**SETTINGS, "monthly_cap_gib": 1.5})
+    assert collect(fleet, config, data_dir).code == 0
+    conn = reads.open_readonly(data_dir)
+    try:
+        assert reads.read_settings(conn).monthly_cap_bytes == int(1.5 * 1024**3)
+    finally:
+        conn.close()

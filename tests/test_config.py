@@ -116,3 +116,11 @@ def test_bad_values_name_the_key(document, message):
         parse_config(json.loads(json.dumps(document)), "f.json")
     assert str(e.value).startswith("f.json: ")
     assert message in str(e.value)
+
+
+def test_monthly_cap_setting():
+    config = parse_config({"settings": {"monthly_cap_gib": 500}, "routers": {"r": {}}})
+    assert config.settings.monthly_cap_gib == 500
+    assert parse_config({"r": {}}).settings.monthly_cap_gib is None
+    with pytest.raises(ConfigError, match="settings.monthly_cap_gib: must be a number"):
+        parse_config({"settings": {"monthly_cap_gib": -1}, "routers": {"r": {}}})
