@@ -24,6 +24,7 @@ import sqlite3
 import stat
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,3 +233,78 @@ def test_an_unreadable_database_answers_503_naming_the_problem(site):
     assert r.json()["error"] == (
         f"{data_dir / 'network_stats.db'}: cannot read database: unable to open database file "
         f"(this user may not read it: the reader needs read access, e.g. mode 0664 and the data group)")
+
+
+SOAK_SECONDS = float(os.environ.get("NETSTAT_SOAK_SECONDS", "60"))
+SOAK_RATE = 50  # requests per second
+
+
+def _hashes(data_dir: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(data_dir.iterdir()) if p.suffix == ".db"}
+
+
+def test_steady_load_while_the_collector_commits_again_and_again(site):
+    """Issue 7, reader and writer together: ~50 requests/s for a minute, served by another
+    user, while the owner's collector commits every few seconds. No 5xx, no "database is
+    locked", and the first request after each commit shows the new totals. Then, with the
+    collector stopped, a load run leaves the database files byte-identical."""
+    import threading
+
+    import requests
+
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+    with gunicorn_server(site.data_dir, site.base / "api-soak.log", now=site.fleet.now,
+                         command_prefix=site.api) as server:
+
+        def load() -> None:
+            session = requests.Session()
+            session.trust_env = False
+            started = time.monotonic()
+            n = 0
+            while not stop.is_set():
+                r = session.get(server.url + "/api/v1/usage", timeout=10)
+                answers.append((r.status_code, r.text if r.status_code != 200 else ""))
+                n += 1
+                pause = started + n / SOAK_RATE - time.monotonic()  # paced, not flat out
+                if pause > 0:
+                    time.sleep(pause)
+            session.close()
+
+        threading.Thread(target=load, daemon=True).start()
+        commits = 0
+        stale = []
+        deadline = time.monotonic() + SOAK_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                site.fleet.advance(60)
+                site.fleet.transfer("router-1", LAPTOP, 1_000, 123_456, wan_router="router-1")
+                run = site.collect()
+                assert run.returncode == 0, run.stderr
+                commits += 1
+                first = server.get("/api/v1/usage").json()["wan"]["rx_bytes"]
+                if first != _stored_wan_rx(site.data_dir):
+                    stale.append((commits, first))
+                time.sleep(1.0)
+        finally:
+            stop.set()
+            time.sleep(0.5)
+        # The collector is done: reading must not change a byte.
+        before = _hashes(site.data_dir)
+        for _ in range(200):
+            assert server.get("/api/v1/usage").status_code == 200
+            assert server.get("/api.php", params={"action": "combined"}).status_code == 200
+        after = _hashes(site.data_dir)
+        log = server.log.read_text(errors="replace")
+    failures = [a for a in answers if a[0] != 200]
+    assert failures == [], failures[:5]
+    assert "locked" not in log.lower()
+    assert stale == []
+    assert len(answers) >= SOAK_SECONDS * SOAK_RATE * 0.6, len(answers)
+    assert commits >= SOAK_SECONDS / 10, commits
+    assert after == before
+    print(f"\nsoak: {len(answers)} requests over {SOAK_SECONDS:.0f}s during {commits} commits, "
+          f"{len(failures)} failures; 400 more requests with the collector stopped changed no byte")

@@ -1,0 +1,28 @@
+"""The API cannot write: not through the connection it reads with, on either database."""
+
+import shutil
+import sqlite3
+
+import pytest
+
+from api import db
+from api.app import create_app
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO monthly_stats (id, rx_bytes, tx_bytes, timestamp) VALUES ('x', 1, 1, '')",
+    "UPDATE usage_period SET rx_bytes = 0",
+    "DELETE FROM leases.dhcp_leases",
+    "CREATE TABLE evil (x)",
+    "PRAGMA user_version = 99",
+])
+def test_a_write_through_the_apis_connection_fails(api_scenario, tmp_path, statement):
+    data_dir = tmp_path / "data"
+    shutil.copytree(api_scenario.data_dir, data_dir)
+    before = {p.name: p.read_bytes() for p in data_dir.glob("*.db")}
+    app = create_app({"DATA_DIR": str(data_dir)})
+    with app.app_context():
+        conn = db.connection()
+        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+            conn.execute(statement)
+    assert {p.name: p.read_bytes() for p in data_dir.glob("*.db")} == before
