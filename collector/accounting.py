@@ -37,7 +37,7 @@ WRAP_32 = 2**32
 SLACK_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Baseline:
     """The last counter values counted for one (router, device), and when they were read."""
 
@@ -46,7 +46,7 @@ class Baseline:
     sampled_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UptimeMark:
     """A router's uptime as last read, and when."""
 
@@ -54,7 +54,7 @@ class UptimeMark:
     sampled_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouterState:
     """What the databases remember about one router between runs."""
 
@@ -64,7 +64,7 @@ class RouterState:
     last_ap_at: float | None = None  # time of the last successful ap_stats fetch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouterPoll:
     """This run's successful readings of one router; None where an endpoint failed or is unset."""
 
@@ -74,7 +74,7 @@ class RouterPoll:
     wan_at: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delta:
     """Bytes to add for one device (or main_wan) of one router, at one poll time."""
 
@@ -132,6 +132,12 @@ def _pair(
     notes: list[str],
 ) -> Delta:
     """The delta of one rx/tx pair against its baseline, with rules 4 to 6 applied."""
+    if reset is None and rx >= old.rx_bytes and tx >= old.tx_bytes:
+        # The common case, kept cheap: both counters grew, within the plausible rate.
+        elapsed = at - old.sampled_at
+        rx_delta, tx_delta = rx - old.rx_bytes, tx - old.tx_bytes
+        if not (_capped(rx_delta, elapsed, max_rate) or _capped(tx_delta, elapsed, max_rate)):
+            return Delta(router, device, rx_delta, tx_delta, at, "delta")
     amounts = []
     hows = []
     if reset is None and bits == 64 and (rx < old.rx_bytes or tx < old.tx_bytes):
@@ -257,7 +263,7 @@ def account_router(
 # --- Billing periods ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Period:
     """A billing period: [start, end) in local time. Its label is the year-month it starts in."""
 
@@ -314,7 +320,7 @@ def local_timestamp(at: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Bytes of one device on one router, summed within one (period, day)."""
 
@@ -330,9 +336,13 @@ class Usage:
 def bucket(deltas: Iterable[Delta], zone: ZoneInfo, month_start_day: int = 1) -> list[Usage]:
     """Sum deltas per (period, day, router, device): rule 8."""
     sums: dict[tuple[str, str, str, str], list] = {}
+    places: dict[float, tuple[str, str]] = {}  # a router's deltas share one poll time
     for d in deltas:
-        key = (period_containing(d.at, zone, month_start_day).label, local_day(d.at, zone),
-               d.router, d.device)
+        place = places.get(d.at)
+        if place is None:
+            place = places[d.at] = (period_containing(d.at, zone, month_start_day).label,
+                                    local_day(d.at, zone))
+        key = (*place, d.router, d.device)
         entry = sums.setdefault(key, [0, 0, d.at])
         entry[0] += d.rx_bytes
         entry[1] += d.tx_bytes

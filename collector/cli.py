@@ -9,16 +9,14 @@ stays fast on a small board.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
 
-from collector.config import DEFAULT_CONFIG, DEFAULT_DATA_DIR
+from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR
 
 EXIT_PARTIAL = 1
 EXIT_CONFIG = 2
@@ -92,6 +90,8 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
         result = run_once(config, Path(data_dir), now=_clock(), dry_run=dry_run, lock_wait=lock_wait)
     except (StorageError, ClockError) as e:
         raise ExitError(str(e), EXIT_STORAGE) from None
+    from datetime import datetime
+
     # A dated first line: cron appends every run to one log file.
     stamp = datetime.fromtimestamp(result.started_at, config.settings.zone()).isoformat(timespec="seconds")
     click.echo(f"run-once {stamp}{' (dry run)' if dry_run else ''}", err=True)
@@ -154,6 +154,8 @@ def check_config(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the same object as /api/v1/usage.")
 def report(data_dir: str, period: str | None, as_json: bool) -> None:
     """Show a period's WAN total and per-device usage."""
+    import json
+
     from collector import reads
     from collector.report import render_usage
 
@@ -202,6 +204,8 @@ def demo(data_dir: str | None, rounds: int) -> None:
 @click.option("--seconds", type=float, default=0, help="Stop after this long (default: run until Ctrl-C).")
 def simulate(router_count, stations, port, write_config, latency, fault, seconds) -> None:
     """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
+    import json
+
     from collector.simulate import build_fleet
 
     fleet = build_fleet(router_count, stations, real_time=True)

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR  # noqa: F401 (re-exported)
 from collector.errors import ConfigError
 
 ENDPOINTS = ("ap_stats", "wan_stats", "dhcp_leases")
 # The CGI scripts we ship (router/cgi-bin/) that answer each endpoint.
 SCRIPT_NAMES = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
-DEFAULT_CONFIG = "/etc/netstat-collect/routers.json"
-DEFAULT_DATA_DIR = "/var/www/netstat-data"
 
 _SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
 _ROUTER_KEYS = set(ENDPOINTS) | {"timeout", "counter_bits", "name"}

@@ -25,7 +25,7 @@ _REJECTED_LINE_MAX = 120
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StationSample:
     """One Wi-Fi station's cumulative counters as the access point reports them.
 
@@ -39,7 +39,7 @@ class StationSample:
     connected_seconds: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WanSample:
     """The WAN interface's cumulative counters; `rx_bytes` is the download."""
 
@@ -48,7 +48,7 @@ class WanSample:
     uptime_seconds: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lease:
     """One IPv4 DHCP lease. Empty strings stand for dnsmasq's `*` (none)."""
 
@@ -59,7 +59,7 @@ class Lease:
     expires_at: int  # unix time; 0 means an infinite lease
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejected:
     line_no: int
     line: str
@@ -91,15 +91,24 @@ def _counter(text: str) -> int | None:
     return value if value <= MAX_COUNTER else None
 
 
-def _lines(body: bytes | str):
+def _lines(body: bytes | bytearray | str):
     """Numbered, stripped, non-empty lines. CRLF and a missing final newline both work.
 
-    Splits on "\\n" only: str.splitlines() would also split on characters such as
-    U+2028 that a hostile hostname may carry.
+    Walks the body line by line, decoding each line alone: a body at the size cap
+    is never copied whole into a str and a list of lines. Splits on "\\n" only:
+    str.splitlines() would also split on characters such as U+2028 that a hostile
+    hostname may carry.
     """
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip(" \t\r")
+    newline = "\n" if isinstance(body, str) else b"\n"
+    start, end_of_body, number = 0, len(body), 0
+    while start < end_of_body:
+        end = body.find(newline, start)
+        if end < 0:
+            end = end_of_body
+        raw = body[start:end]
+        start = end + 1
+        number += 1
+        line = (raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")).strip(" \t\r")
         if line and not line.startswith("#"):
             yield number, line
 
@@ -109,7 +118,7 @@ def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
     parsed.rejected.append(Rejected(number, shown, reason))
 
 
-def parse_ap_stats(body: bytes | str) -> Parsed[StationSample]:
+def parse_ap_stats(body: bytes | bytearray | str) -> Parsed[StationSample]:
     """Parse totalwifi.cgi: `MAC RX_BYTES TX_BYTES [CONNECTED_SECONDS]` per line."""
     parsed: Parsed[StationSample] = Parsed()
     seen: set[str] = set()
@@ -117,7 +126,7 @@ def parse_ap_stats(body: bytes | str) -> Parsed[StationSample]:
         if "\x00" in line:
             _reject(parsed, number, line, "NUL byte in line")
             continue
-        fields = _FIELDS_RE.split(line)
+        fields = line.split()
         if len(fields) not in (3, 4):
             _reject(parsed, number, line, f"expected 3 or 4 fields, got {len(fields)}")
             continue
@@ -138,7 +147,7 @@ def parse_ap_stats(body: bytes | str) -> Parsed[StationSample]:
     return parsed
 
 
-def parse_wan_stats(body: bytes | str) -> Parsed[WanSample]:
+def parse_wan_stats(body: bytes | bytearray | str) -> Parsed[WanSample]:
     """Parse wan.cgi: a line `wan: RX_BYTES TX_BYTES`, optionally `uptime: SECONDS`.
 
     Raises ParseError when there is no usable `wan:` line: without it the
@@ -173,7 +182,7 @@ def parse_wan_stats(body: bytes | str) -> Parsed[WanSample]:
     return parsed
 
 
-def parse_dhcp_leases(body: bytes | str) -> Parsed[Lease]:
+def parse_dhcp_leases(body: bytes | bytearray | str) -> Parsed[Lease]:
     """Parse dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT_ID` per IPv4 lease.
 
     A hostname with spaces in it is kept whole (only the last field is the client id).

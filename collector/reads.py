@@ -137,7 +137,7 @@ def _has_table(conn: sqlite3.Connection, table: str, schema: str = "main") -> bo
 
 
 def read_settings(conn: sqlite3.Connection) -> ReadSettings:
-    """The zone and period start day the collector last ran with (stored in meta)."""
+    """The zone, period start day and monthly cap the collector last ran with (stored in meta)."""
     values = dict(conn.execute("SELECT key, value FROM meta")) if _has_table(conn, "meta") else {}
     try:
         zone = ZoneInfo(values.get("timezone") or "UTC")
@@ -212,7 +212,7 @@ def _hostname(host: str | None) -> str:
 
 
 def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> dict:
-    """One period's WAN total and per-device totals: the /api/v1/usage object."""
+    """One period's WAN total (with the monthly cap, if set) and per-device totals: /api/v1/usage."""
     zone = settings.zone
     rows = conn.execute(
         "SELECT device, sum(rx_bytes), sum(tx_bytes), max(last_seen), group_concat(router, '\x1f') "
@@ -241,8 +241,10 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
             "routers": sorted(set(routers.split("\x1f"))),
         })
     clients.sort(key=lambda c: (-c["total_bytes"], c["mac"]))
+    # The cap is the setting the collector last ran with, for past periods too: it is the
+    # ISP's allowance per period, not a record of what it was back then.
     wan.update(download_bytes=wan["rx_bytes"], upload_bytes=wan["tx_bytes"],
-               total_bytes=wan["rx_bytes"] + wan["tx_bytes"])
+               total_bytes=wan["rx_bytes"] + wan["tx_bytes"], cap_bytes=settings.monthly_cap_bytes)
     return {
         "period": {"label": period.label, "start": period.start.isoformat(),
                    "end": period.end.isoformat()},

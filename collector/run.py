@@ -164,18 +164,24 @@ def _account(
     config: Config, states: dict[str, RouterState], fetched: list[Fetched], started: float,
     mono_start: float,
 ) -> RunResult:
+    # Each answer is dropped as soon as it is parsed, and each router's parsed samples
+    # once they are accounted: a large fleet never holds every body and sample at once.
     by_router: dict[str, dict[str, Fetched]] = {}
     for f in fetched:
         by_router.setdefault(f.request.router, {})[f.request.endpoint] = f
+    fetched.clear()
     result = RunResult(routers=[], deltas=[], usage=[], notes=[])
     max_rate = max_bytes_per_second(config.settings.max_rate_mbps)
 
     for router in config.routers:
         report = RouterReport(router.key, router.name, [])
         poll = {}
-        for endpoint, f in by_router.get(router.key, {}).items():
+        answers = by_router.pop(router.key, {})
+        for endpoint in list(answers):
+            f = answers.pop(endpoint)
             at = started + (f.received - mono_start)
             outcome, items = _parse(endpoint, f)
+            del f
             report.endpoints.append(outcome)
             result.statuses.append(storage.EndpointStatus(
                 router.key, endpoint, outcome.ok, at,
