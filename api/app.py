@@ -1,9 +1,10 @@
 """The app factory: `gunicorn 'api.app:create_app()'` or `flask --app api.app run`.
 
 Configuration comes from the environment (NETSTAT_DATA_DIR, NETSTAT_HEALTH_MAX_AGE,
-and NETSTAT_NOW for tests and replays only) or from `test_config`. Every answer,
-errors included, is JSON: domain and HTTP errors are turned into `{"error": ...,
-"status": ...}` here, once.
+and NETSTAT_NOW for tests and replays only) or from `test_config`. Every answer but
+the dashboard's page and its static files is JSON, errors included: domain and HTTP
+errors are turned into `{"error": ..., "status": ...}` here, once. Every answer gets
+the security headers below.
 """
 
 from __future__ import annotations
@@ -15,13 +16,25 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from api import answers, compat, db, v1
+from api import answers, compat, dashboard, db, v1
 from collector import reads
 from collector.config import DEFAULT_DATA_DIR
 
 # Two missed 30-minute runs plus ten minutes of slack.
 DEFAULT_HEALTH_MAX_AGE = 2 * 30 * 60 + 600
 DEFAULT_CACHE_ENTRIES = 256
+
+# On every answer. Hostnames come from DHCP, chosen by whoever joins the network: the
+# dashboard sets them as text only, and this policy would stop any script that still got
+# into the page (no inline script, nothing from another origin), or a frame around it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _number(name: str, text: str | None) -> float | None:
@@ -48,7 +61,8 @@ def _from_environment() -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES."""
-    app = Flask(__name__)
+    # api/static/ is served at /static/: the dashboard's script, style and icon.
+    app = Flask(__name__, static_folder="static")
     app.config.from_mapping(_from_environment())
     if test_config:
         app.config.update(test_config)
@@ -60,12 +74,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(compat.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1.root)
+    app.register_blueprint(dashboard.bp)
+    app.after_request(_security_headers)
     app.teardown_appcontext(db.close_connection)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(reads.DataUnavailable, _unavailable)
     app.register_error_handler(sqlite3.Error, _database_error)
     app.register_error_handler(Exception, _internal_error)
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _json_error(status: int, message: str, headers: dict | None = None) -> Response:

@@ -108,8 +108,14 @@ def _schemas() -> dict:
             **totals, "last_seen": _NULL_TIME,
             "routers": {"type": "array", "items": {"type": "string"}},
         }),
+        "WanTotals": _object({
+            **totals,
+            "cap_bytes": _nullable("integer", minimum=0,
+                                   description="settings.monthly_cap_gib in bytes (the ISP's "
+                                               "allowance per period); null when not set"),
+        }),
         "Usage": _object({
-            "period": _ref("Period"), "wan": _ref("Totals"),
+            "period": _ref("Period"), "wan": _ref("WanTotals"),
             "clients": {"type": "array", "items": _ref("Client")},
             "updated_at": _NULL_TIME,
         }),
@@ -231,8 +237,15 @@ def document() -> dict:
                 _json(_ref("Health"), "Healthy"), cached=False, reads_data=False, tags=["meta"],
                 errors={"503": _json(_ref("Health"), "Unhealthy; `reason` says why")},
             ),
-            "/": _get("Links to everything here", _json(_ref("Index"), "Links"), cached=False,
-                      reads_data=False, tags=["meta"]),
+            "/api/v1/": _get("Links to everything here", _json(_ref("Index"), "Links"),
+                             cached=False, reads_data=False, tags=["meta"]),
+            "/": _get(
+                "The dashboard: an HTML page whose script draws these answers",
+                {"description": "The page (its script and style are under /static/)",
+                 "content": {"text/html": {"schema": {"type": "string"}}},
+                 "headers": {"Content-Security-Policy": {"schema": {"type": "string"}}}},
+                reads_data=False, tags=["dashboard"],
+            ),
             "/api.php": _get(
                 "The seed's api.php, unchanged: same status codes and JSON",
                 _json(_ref("PhpAnswer"), "clients, wan and leases: {data: [...]}; "

@@ -194,10 +194,11 @@ def _health(body: dict, status: int) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-@root.get("/")
+@bp.get("/")
 def index() -> Response:
-    """Where things are, for a person who opens the server's address."""
+    """Where things are, for a person or a script exploring the API (the dashboard is at /)."""
     links = {
+        "dashboard": url_for("dashboard.page"),
         "usage": url_for("v1.usage"),
         "periods": url_for("v1.periods"),
         "wan_history": url_for("v1.wan_history"),

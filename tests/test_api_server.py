@@ -49,7 +49,7 @@ def expected_usage(scenario, label: str, start: str, end: str, last_poll: str) -
     clients.sort(key=lambda c: (-c["total_bytes"], c["mac"]))
     return {
         "period": {"label": label, "start": start, "end": end},
-        "wan": totals(*devices["main_wan"], wan=True),
+        "wan": {**totals(*devices["main_wan"], wan=True), "cap_bytes": None},
         "clients": clients,
         "updated_at": DEC_LAST_POLL,
     }
@@ -97,7 +97,8 @@ def test_usage_of_a_period_without_data_is_zeros(api_server):
     assert r.json() == {
         "period": {"label": "2025-02", "start": "2025-02-01T00:00:00+00:00",
                    "end": "2025-03-01T00:00:00+00:00"},
-        "wan": totals(0, 0, wan=True), "clients": [], "updated_at": DEC_LAST_POLL,
+        "wan": {**totals(0, 0, wan=True), "cap_bytes": None}, "clients": [],
+        "updated_at": DEC_LAST_POLL,
     }
 
 
@@ -254,11 +255,13 @@ def test_healthz_is_ok_right_after_a_run(api_server):
 
 
 def test_index_links_to_the_routes(api_server):
-    r = api_server.get("/")
+    r = api_server.get("/api/v1/")
     assert r.status_code == 200
     links = r.json()["links"]
     assert all(api_server.get(links[k]).status_code == 200
-               for k in ("usage", "periods", "wan_history", "leases", "routers", "health", "openapi"))
+               for k in ("dashboard", "usage", "periods", "wan_history", "leases", "routers", "health",
+                         "openapi"))
+    assert links["dashboard"] == "/"
 
 
 # --- /api.php, the seed's API -----------------------------------------------------------------
