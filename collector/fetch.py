@@ -41,7 +41,7 @@ class Fetched:
     """The outcome of one request. `received` is a time.monotonic() reading."""
 
     request: Request
-    body: bytes | bytearray | None
+    body: list[bytes] | None  # the answer as the chunks read; None when it failed
     error: str
     received: float
 
@@ -84,7 +84,7 @@ def _describe(error: Exception, timeout: float) -> str:
     return f"{type(error).__name__}: {str(error)[:200]}"
 
 
-def _read_capped(response: requests.Response, deadline: float, cap: int, timeout: float) -> bytearray:
+def _read_capped(response: requests.Response, deadline: float, cap: int, timeout: float) -> list[bytes]:
     """The body, decompressed with a bound, or FetchError-worthy text via ValueError."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
@@ -93,7 +93,9 @@ def _read_capped(response: requests.Response, deadline: float, cap: int, timeout
         decompressor = None
     else:
         raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-    body = bytearray()  # grown in place: no list of chunks joined into a second copy
+    # Kept as the chunks read: the parsers walk them line by line, so an answer costs
+    # its own size and no joined copy of it.
+    chunks: list[bytes] = []
     size = 0
     while True:
         if time.monotonic() > deadline:
@@ -109,8 +111,8 @@ def _read_capped(response: requests.Response, deadline: float, cap: int, timeout
         size += len(chunk)
         if size > cap:
             raise ValueError(f"answer larger than the {cap} byte cap")
-        body += chunk
-    return body
+        chunks.append(chunk)
+    return chunks
 
 
 def fetch_one(request: Request, cap: int = SIZE_CAP) -> Fetched:

@@ -91,26 +91,37 @@ def _counter(text: str) -> int | None:
     return value if value <= MAX_COUNTER else None
 
 
-def _lines(body: bytes | bytearray | str):
+Body = bytes | bytearray | str | list[bytes]  # a list: the chunks as they were read
+
+
+def _lines(body: Body):
     """Numbered, stripped, non-empty lines. CRLF and a missing final newline both work.
 
-    Walks the body line by line, decoding each line alone: a body at the size cap
-    is never copied whole into a str and a list of lines. Splits on "\\n" only:
-    str.splitlines() would also split on characters such as U+2028 that a hostile
-    hostname may carry.
+    Walks the body (or its chunks, as fetched) line by line, decoding each line
+    alone: an answer at the size cap is never copied whole into a str and a list of
+    lines. Splits on "\\n" only: str.splitlines() would also split on characters
+    such as U+2028 that a hostile hostname may carry.
     """
-    newline = "\n" if isinstance(body, str) else b"\n"
-    start, end_of_body, number = 0, len(body), 0
-    while start < end_of_body:
-        end = body.find(newline, start)
-        if end < 0:
-            end = end_of_body
-        raw = body[start:end]
-        start = end + 1
-        number += 1
-        line = (raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")).strip(" \t\r")
-        if line and not line.startswith("#"):
-            yield number, line
+    chunks = body if isinstance(body, list) else [body]
+    number = 0
+    pending = None  # the start of a line that continues in the next chunk
+    for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        newline = "\n" if isinstance(data, str) else b"\n"
+        start = 0
+        while (end := data.find(newline, start)) >= 0:
+            number += 1
+            yield from _clean(number, data[start:end])
+            start = end + 1
+        pending = data[start:]
+    if pending:
+        yield from _clean(number + 1, pending)
+
+
+def _clean(number: int, raw: bytes | bytearray | str):
+    line = (raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")).strip(" \t\r")
+    if line and not line.startswith("#"):
+        yield number, line
 
 
 def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
@@ -118,7 +129,7 @@ def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
     parsed.rejected.append(Rejected(number, shown, reason))
 
 
-def parse_ap_stats(body: bytes | bytearray | str) -> Parsed[StationSample]:
+def parse_ap_stats(body: Body) -> Parsed[StationSample]:
     """Parse totalwifi.cgi: `MAC RX_BYTES TX_BYTES [CONNECTED_SECONDS]` per line."""
     parsed: Parsed[StationSample] = Parsed()
     seen: set[str] = set()
@@ -147,7 +158,7 @@ def parse_ap_stats(body: bytes | bytearray | str) -> Parsed[StationSample]:
     return parsed
 
 
-def parse_wan_stats(body: bytes | bytearray | str) -> Parsed[WanSample]:
+def parse_wan_stats(body: Body) -> Parsed[WanSample]:
     """Parse wan.cgi: a line `wan: RX_BYTES TX_BYTES`, optionally `uptime: SECONDS`.
 
     Raises ParseError when there is no usable `wan:` line: without it the
@@ -182,7 +193,7 @@ def parse_wan_stats(body: bytes | bytearray | str) -> Parsed[WanSample]:
     return parsed
 
 
-def parse_dhcp_leases(body: bytes | bytearray | str) -> Parsed[Lease]:
+def parse_dhcp_leases(body: Body) -> Parsed[Lease]:
     """Parse dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT_ID` per IPv4 lease.
 
     A hostname with spaces in it is kept whole (only the last field is the client id).

@@ -257,7 +257,10 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
 def last_run_at(conn: sqlite3.Connection) -> float | None:
     if not _has_table(conn, "runs"):
         return None
-    return conn.execute("SELECT max(finished_at) FROM runs").fetchone()[0]
+    # Runs are inserted in time order: the newest by rowid is O(log n), where
+    # max(finished_at) would scan a year of runs on every request.
+    row = conn.execute("SELECT finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else row[0]
 
 
 def last_run(conn: sqlite3.Connection) -> dict | None:
@@ -270,9 +273,10 @@ def last_run(conn: sqlite3.Connection) -> dict | None:
     ).fetchone()
     if row is None:
         return None
-    fetched = conn.execute(
-        "SELECT max(finished_at) FROM runs WHERE endpoints_ok > 0"
-    ).fetchone()[0]
+    newest_fetching = conn.execute(
+        "SELECT finished_at FROM runs WHERE endpoints_ok > 0 ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    fetched = None if newest_fetching is None else newest_fetching[0]
     return {"started_at": row[0], "finished_at": row[1], "endpoints_ok": row[2],
             "endpoints_failed": row[3], "last_fetched_at": fetched}
 
@@ -302,7 +306,8 @@ def data_state(conn: sqlite3.Connection) -> tuple:
     """
     state: list = [conn.execute("PRAGMA main.user_version").fetchone()[0]]
     if _has_table(conn, "runs"):
-        state += conn.execute("SELECT max(id), max(finished_at) FROM runs").fetchone()
+        state += conn.execute(
+            "SELECT id, finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
     if has_leases(conn):
         state.append(conn.execute("PRAGMA leases.user_version").fetchone()[0])
         if _has_table(conn, "hosts", "leases"):

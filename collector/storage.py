@@ -334,8 +334,8 @@ def load_states(conn: sqlite3.Connection | None) -> tuple[dict[str, RouterState]
         )
         for r in routers
     }
-    row = conn.execute("SELECT max(finished_at) FROM runs").fetchone()
-    return states, row[0]
+    row = conn.execute("SELECT finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return states, None if row is None else row[0]
 
 
 # --- Writing one run ------------------------------------------------------------------------

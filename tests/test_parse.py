@@ -154,3 +154,22 @@ def test_ap_stats_round_trip(rows):
         lines.append(f"02:00:00:00:{i >> 8:02x}:{i & 0xff:02x} {rx} {tx}{extra}")
     parsed = parse_ap_stats("\n".join(lines))
     assert [(s.rx_bytes, s.tx_bytes, s.connected_seconds) for s in parsed.items] == rows
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(1, 50), max_size=40))
+def test_chunked_bodies_parse_exactly_like_whole_ones(body, cuts):
+    """Fetched answers arrive as chunks; a line may be cut anywhere, even inside UTF-8."""
+    chunks, start = [], 0
+    for size in cuts:
+        chunks.append(body[start:start + size])
+        start += size
+    chunks.append(body[start:])
+    for parse in (parse_ap_stats, parse_dhcp_leases):
+        whole, split = parse(body), parse(chunks)
+        assert (whole.items, whole.rejected, whole.ignored) == (split.items, split.rejected, split.ignored)
+
+
+def test_chunk_boundary_inside_a_line():
+    parsed = parse_ap_stats([b"aa:bb:cc:dd:e", b"e:01 1", b"0 20\naa:bb:cc:dd:ee:02 3 4"])
+    assert parsed.items == [StationSample("aa:bb:cc:dd:ee:01", 10, 20),
+                            StationSample("aa:bb:cc:dd:ee:02", 3, 4)]
