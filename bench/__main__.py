@@ -174,7 +174,6 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
         phases = phase_medians(case)
         start_up = phases["interpreter start-up + exit"] + phases["imports"]
         extra_fetch = phases["fetch"] - profile.latency
-        saved = case.fetch.median - case.fetch_wide.median
         work = phases["parse + account"] + phases["bucket into periods and days"]
         databases = sum(phases[p] for p in ("open + migrate databases", "load baselines",
                                             "commit network_stats.db", "commit dhcp_leases.db",
@@ -184,17 +183,14 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
             "Where the time of a 50 x 200 run goes (section 1, second table, from separate "
             "instrumented runs): "
             f"interpreter start-up and imports {start_up:.2f} s (requests and urllib3 are most of "
-            f"the imports); fetching {extra_fetch:.2f} s beyond the {profile.latency:g} s latency, "
-            f"because the run's {case.requests} requests share collector.fetch.MAX_WORKERS = 32 "
-            "threads, so the last ones wait for a free thread and pay the latency twice (with a "
-            f"thread per request the fetch takes {case.fetch_wide.median:.2f} s instead of "
-            f"{case.fetch.median:.2f} s); parsing and accounting {work:.2f} s for "
+            f"the imports); fetching {extra_fetch:.2f} s beyond the {profile.latency:g} s latency "
+            f"(every request has its own thread: collector.fetch.MAX_WORKERS is "
+            f"{collector_fetch_workers()}); parsing and accounting {work:.2f} s for "
             f"{fmt(case.devices)} stations and as many leases; the databases (open, load "
-            f"baselines, two commits, close) {databases:.2f} s. Fix: a thread per request "
-            f"(MAX_WORKERS >= the number of requests, e.g. 128) saves about {saved:.2f} s "
-            f"(overhead about {overhead - saved:.2f} s); the rest is CPU in Python: cheaper "
-            "parsing (one split per line, no regex per field), accounting without per-station "
-            "dataclass churn, and importing requests only when fetching.")
+            f"baselines, two commits, close) {databases:.2f} s. What is left is CPU in Python "
+            "and SQLite; next steps would be fewer Python objects per station (tuples instead "
+            "of dataclasses through accounting), skipping upserts of unchanged zero rows, and "
+            "a faster interpreter start (importing requests alone is about 60 ms).")
 
     # 2. Commits and syncs per database.
     collector = verdicts.get("2", {}).get("collector", [])
@@ -247,13 +243,13 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
                      f"({peaks[(50, 200)] / MB:.1f} MB) and varies across it from run to run. ")
         why_peak = (
             slope
-            + "Memory grows with the stations in the whole fleet: every station line and every "
-            "lease becomes Python objects (parsed samples, baselines old and new, deltas, usage "
-            "rows) held until the commit, and router-1's DHCP answer lists every device of the "
-            f"fleet; {fmt(largest[0] * largest[1])} stations is "
-            f"{peaks[largest] / MB:.0f} MB. Fix, if fleets that large matter: account and "
-            "release one router at a time (parse, account, keep only its new baselines and "
-            "usage), drop each body once parsed, and store samples as tuples or with __slots__.")
+            + "Memory grows with the stations in the whole fleet: each answer is dropped once "
+            "parsed, but every station and lease still becomes Python objects (slotted parsed "
+            "samples, old and new baselines, deltas, usage rows) held until the commit, and "
+            "router-1's DHCP answer lists every device of the fleet; "
+            f"{fmt(largest[0] * largest[1])} stations is {peaks[largest] / MB:.0f} MB. Fix, if "
+            "fleets that large matter: bucket each router's deltas as soon as it is accounted "
+            "and keep rows as tuples, or commit usage in batches within the one transaction.")
         if (50, 200) in peaks:
             row("peak memory of a run < 60 MB (50 routers x 200 stations)",
                 f"{peaks[(50, 200)] / MB:.1f} MB", peaks[(50, 200)] < limit, why_peak)
@@ -273,12 +269,11 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
             if "over-cap" in cap:
                 text += f"; a body over the cap: +{(cap['over-cap'] - cap['small']) / MIB:.1f} MiB"
             row("a body at the cap adds no more than the cap (4 MiB)", text, added <= 4 * MIB,
-                f"A 4 MiB body costs about {added / MIB:.0f} MiB at its peak: it is read as "
-                "64 KiB chunks joined with b''.join() (chunks and result, 2x), then the parser "
-                "decodes the whole body to one str (a 3rd copy) and splits it into lines (a 4th). "
-                "Fix: read into one bytearray (or BytesIO) and parse it line by line from the "
-                "bytes, decoding each line alone; drop the raw body once parsed. Stations are "
-                "another matter: 77,000 parsed stations cost far more than their text (section 3).")
+                f"A 4 MiB body that parses to nothing costs {added / MIB:.1f} MiB at its peak. The "
+                "answer is kept as the 64 KiB chunks read (no joined copy), parsed line by line "
+                "with each line decoded alone, and dropped once parsed; what is above the cap is "
+                "the interpreter's allocator and the HTTP buffers. Stations are another matter: "
+                "77,000 parsed stations cost far more than their text (section 3).")
 
     # 4. Start-up.
     start = verdicts.get("4")
@@ -291,12 +286,9 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
             f"{ratio:.2f}x ({start['help'] * 1000:.0f} ms vs {start['pass'] * 1000:.0f} ms; "
             f"run-once on an empty config {start['run_once_empty'] * 1000:.0f} ms)",
             ratio <= 2.5,
-            f"`--help` imports click ({click_ms:.0f} ms in `-X importtime`), collector.config "
-            f"({config_ms:.0f} ms: zoneinfo, json, urllib.parse, three dataclasses) only for two "
-            "default paths, and json and datetime at the top of collector/cli.py; then click "
-            "formats the help (shutil, textwrap). Fix, partly: define DEFAULT_CONFIG and "
-            "DEFAULT_DATA_DIR where importing them costs nothing (a constants module or cli.py "
-            "itself) and import json and datetime inside the commands that use them. But "
+            f"`--help` imports click ({click_ms:.0f} ms in `-X importtime`) and the collector "
+            f"package for its two default paths (collector.config: {config_ms:.0f} ms, 0 when "
+            "not imported); every other import happens inside the command that needs it. "
             f"`import click` alone takes {start['click'] / start['pass']:.1f}x `python -c pass` "
             f"here ({start['click'] * 1000:.0f} ms; `import argparse`: "
             f"{start['argparse'] / start['pass']:.1f}x), "
@@ -345,18 +337,22 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
                 f"(one connection); {app_text}", conditional.p99_ms < 5,
                 ("The median 304 is under 5 ms, the p99 is not. " if conditional.p50_ms < 5
                  else "")
-                + f"The time is the app's: "
+                + "The time is the app's: "
                 f"{app_text}, against a floor of {floor_text} for a route that reads no "
                 "database through the same gunicorn. Before it can answer 304, "
-                "api/answers.py opens both databases and reads reads.data_state and "
-                f"reads.last_run_at ({scan_text}, section 5), and both run "
-                "`SELECT max(finished_at) FROM runs`, which scans the whole runs table: 17,520 "
-                "rows after a year, so a 304 gets slower as history grows. Fix (collector/reads.py): "
-                "take the newest run by its rowid (`SELECT id, finished_at FROM runs ORDER BY id "
-                "DESC LIMIT 1`: runs are inserted in time order) or index runs(finished_at); "
-                "reads.last_run's `max(finished_at) ... WHERE endpoints_ok > 0` (/healthz) has "
-                "the same scan. The rest of the tail is the shared 2-core machine.")
+                "api/answers.py opens both databases (with their WAL index) and reads "
+                f"reads.data_state and reads.last_run_at ({scan_text}, section 5); the newest "
+                "run is read by rowid, so this does not grow with history. Fix: keep one "
+                "read-only connection per worker instead of one per request, or answer a "
+                "conditional request from the files' state before opening SQLite at all. "
+                "The rest of the tail is the shared 2-core machine.")
     return rows
+
+
+def collector_fetch_workers() -> int:
+    from collector import fetch
+
+    return fetch.MAX_WORKERS
 
 
 def render(profile: Profile, info: list[tuple[str, str]], sections: dict[str, Section],

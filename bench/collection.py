@@ -33,6 +33,7 @@ from bench.common import (
     log,
     run_child,
 )
+from collector import fetch
 
 INTERVAL = 1800.0  # seconds of traffic between two runs, as from cron
 SYNC_CALLS = "fsync,fdatasync,msync,sync_file_range,sync,syncfs"
@@ -124,7 +125,6 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
     """
     import time
 
-    from collector import fetch
     from collector.config import load_config
     from collector.run import _requests
 
@@ -359,8 +359,9 @@ def section_run_once(profile: Profile, results: list[FleetResult]) -> Section:
     s.note("A run is the real CLI in a new process (`python -m collector run-once`), so the "
            "overhead includes interpreter start-up and imports (section 4). 'fetch alone' is "
            "collector.fetch.fetch_all over the same endpoints in the bench process; 'a worker per "
-           "request' is the same with collector.fetch.MAX_WORKERS (32) raised to the number of "
-           "requests, patched in the bench process only (a what-if, not the collector's setting).")
+           "request' is the same with collector.fetch.MAX_WORKERS set to the number of requests, "
+           f"patched in the bench process only (the collector's own setting is {fetch.MAX_WORKERS}, "
+           "so the two columns should agree).")
     s.note("The second table is where a run's time goes (median of "
            f"{max(1, profile.repeats // 2)} more runs through bench/traced_cli.py, which times "
            "the collector's functions from outside). 'fetch' includes the routers' latency; "
