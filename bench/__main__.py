@@ -272,7 +272,9 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
                 f"A 4 MiB body that parses to nothing costs {added / MIB:.1f} MiB at its peak. The "
                 "answer is kept as the 64 KiB chunks read (no joined copy), parsed line by line "
                 "with each line decoded alone, and dropped once parsed; what is above the cap is "
-                "the interpreter's allocator and the HTTP buffers. Stations are another matter: "
+                "not attributed yet (likely the allocator keeping freed chunks and the HTTP "
+                "library's read buffers; tracemalloc on this case is the next step). Stations "
+                "are another matter: "
                 "77,000 parsed stations cost far more than their text (section 3).")
 
     # 4. Start-up.
