@@ -374,15 +374,20 @@ def _handler_for(fleet: Fleet):
             except OSError:
                 pass
 
-        def _send_gzip_bomb(self) -> None:
-            # 256 MiB of zeros in about 256 KiB of gzip: the collector must stop
-            # inflating at its cap instead of inflating it all into memory.
+        def _start_unsized(self, **headers: str) -> None:
+            """A 200 with no Content-Length, ended by closing the connection."""
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Encoding", "gzip")
+            for name, value in headers.items():
+                self.send_header(name.replace("_", "-"), value)
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+
+        def _send_gzip_bomb(self) -> None:
+            # 256 MiB of zeros in about 256 KiB of gzip: the collector must stop
+            # inflating at its cap instead of inflating it all into memory.
+            self._start_unsized(Content_Encoding="gzip")
             try:
                 self.wfile.write(_gzip_bomb())
             except OSError:
@@ -390,11 +395,7 @@ def _handler_for(fleet: Fleet):
 
         def _send_huge(self) -> None:
             # No Content-Length: the collector must stop reading at its cap by itself.
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
+            self._start_unsized()
             line = b"aa:bb:cc:dd:ee:ff 1 2 3\n" * 4096
             try:
                 for _ in range(2000):  # about 200 MB at most, stopped by the reader's cap
