@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, T0, answers_during, as_user, gunicorn_server, truth_of
+from conftest import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
 
 from collector.simulate import Fleet
 
@@ -194,16 +194,22 @@ def test_the_collector_commits_while_another_user_serves(site):
     assert _stored_wan_rx(site.data_dir) == old_rx + 700_000
 
 
-def test_without_the_data_group_the_api_answers_503_naming_the_problem(site):
-    """No write access to the directory: the reader cannot create the WAL index."""
-    data_dir = site.base / "data-no-group"
+def _copy_of_the_data(site: Site, name: str) -> Path:
+    """The owner's databases copied into a new directory laid out as the seed's (775, 664)."""
+    data_dir = site.base / name
     data_dir.mkdir()
-    for name in ("network_stats.db", "dhcp_leases.db"):
-        shutil.copyfile(site.data_dir / name, data_dir / name)
-        shutil.chown(data_dir / name, OWNER, DATA_GROUP)
-        (data_dir / name).chmod(0o664)
+    for db in ("network_stats.db", "dhcp_leases.db"):
+        shutil.copyfile(site.data_dir / db, data_dir / db)
+        shutil.chown(data_dir / db, OWNER, DATA_GROUP)
+        (data_dir / db).chmod(0o664)
     shutil.chown(data_dir, OWNER, DATA_GROUP)
     data_dir.chmod(0o775)
+    return data_dir
+
+
+def test_without_the_data_group_the_api_answers_503_naming_the_problem(site):
+    """No write access to the directory: the reader cannot create the WAL index."""
+    data_dir = _copy_of_the_data(site, "data-no-group")
     own_group = as_user(API_USER, API_USER, site.base / "stage")
     with gunicorn_server(data_dir, site.base / "api-no-group.log", now=site.fleet.now,
                          command_prefix=own_group) as server:
@@ -218,14 +224,8 @@ def test_without_the_data_group_the_api_answers_503_naming_the_problem(site):
 
 
 def test_an_unreadable_database_answers_503_naming_the_problem(site):
-    data_dir = site.base / "data-unreadable"
-    data_dir.mkdir()
-    for name in ("network_stats.db", "dhcp_leases.db"):
-        shutil.copyfile(site.data_dir / name, data_dir / name)
-        shutil.chown(data_dir / name, OWNER, DATA_GROUP)
+    data_dir = _copy_of_the_data(site, "data-unreadable")
     (data_dir / "network_stats.db").chmod(0o600)
-    shutil.chown(data_dir, OWNER, DATA_GROUP)
-    data_dir.chmod(0o775)
     with gunicorn_server(data_dir, site.base / "api-unreadable.log", now=site.fleet.now,
                          command_prefix=site.api) as server:
         r = server.get("/api/v1/usage")
@@ -239,11 +239,8 @@ SOAK_SECONDS = float(os.environ.get("NETSTAT_SOAK_SECONDS", "60"))
 SOAK_RATE = 50  # requests per second
 
 
-def _hashes(data_dir: Path) -> dict[str, str]:
-    import hashlib
-
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(data_dir.iterdir()) if p.suffix == ".db"}
+def _db_hashes(data_dir: Path) -> dict[str, str]:
+    return {name: digest for name, digest in file_hashes(data_dir).items() if name.endswith(".db")}
 
 
 def test_steady_load_while_the_collector_commits_again_and_again(site):
@@ -293,11 +290,11 @@ def test_steady_load_while_the_collector_commits_again_and_again(site):
             stop.set()
             time.sleep(0.5)
         # The collector is done: reading must not change a byte.
-        before = _hashes(site.data_dir)
+        before = _db_hashes(site.data_dir)
         for _ in range(200):
             assert server.get("/api/v1/usage").status_code == 200
             assert server.get("/api.php", params={"action": "combined"}).status_code == 200
-        after = _hashes(site.data_dir)
+        after = _db_hashes(site.data_dir)
         log = server.log.read_text(errors="replace")
     failures = [a for a in answers if a[0] != 200]
     assert failures == [], failures[:5]

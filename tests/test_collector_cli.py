@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 from conftest import (
     REPO,
     collect,
+    file_hashes,
     monthly_stats,
     run_cli,
     stored_usage,
@@ -39,11 +39,6 @@ def home(fleet, *, bits=64):
 def traffic(fleet, router="main", wan="main", scale=1):
     for i, mac in enumerate(sorted(fleet.routers[router].stations)):
         fleet.transfer(router, mac, (i + 1) * 1000 * scale, (i + 1) * 50_000 * scale, wan_router=wan)
-
-
-def file_digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.iterdir()) if p.is_file()}
 
 
 def test_first_run_records_baselines_then_counts_exact_deltas(fleet, data_dir, tmp_path):
@@ -240,13 +235,13 @@ def test_dry_run_creates_nothing_and_changes_nothing(fleet, data_dir, tmp_path):
     assert f"router main {A}: would add rx 0 tx 0" in dry.stdout
 
     assert collect(fleet, config, data_dir).code == 0
-    before = file_digest(data_dir)
+    before = file_hashes(data_dir)
     fleet.advance(1800)
     fleet.transfer("main", A, 5, 6)
     dry = collect(fleet, config, data_dir, "--dry-run")
     assert dry.code == 0
     assert f"period 2026-11 day 2026-11-15 router main {A}: would add rx 5 tx 6" in dry.stdout
-    assert file_digest(data_dir) == before
+    assert file_hashes(data_dir) == before
     # The dry run changed nothing: a real run still counts those bytes.
     assert collect(fleet, config, data_dir).code == 0
     assert stored_usage(data_dir)[A] == (5, 6)
