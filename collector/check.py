@@ -97,11 +97,11 @@ def examine(fetched: Fetched) -> EndpointCheck:
         unnamed = sum(1 for lease in parsed.items if not lease.hostname)
         if unnamed:
             check.lines.append(f"{unnamed} leases without a hostname (shown by IP or MAC)")
-    if parsed.rejected:
-        check.lines.append(f"{len(parsed.rejected)} lines rejected:")
+    if parsed.rejected_count:
+        check.lines.append(f"{parsed.rejected_count} lines rejected:")
         check.lines.extend(f"  {x}" for x in parsed.rejected[:SHOWN_REJECTS])
-        if len(parsed.rejected) > SHOWN_REJECTS:
-            check.lines.append(f"  ... and {len(parsed.rejected) - SHOWN_REJECTS} more")
+        if parsed.rejected_count > SHOWN_REJECTS:
+            check.lines.append(f"  ... and {parsed.rejected_count - SHOWN_REJECTS} more")
     return check
 
 

@@ -35,7 +35,9 @@ class EndpointOutcome:
     endpoint: str
     ok: bool
     summary: str  # "12 stations", "HTTP 500", ...
-    rejected: list[str] = field(default_factory=list)
+    rejected: int = 0  # how many lines were rejected
+    first_rejected: str = ""  # the first of them, cut and escaped
+    complete: bool = True  # every line was read: an item not listed is not there
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
             monthly_cap_bytes=None if config.settings.monthly_cap_gib is None
             else int(config.settings.monthly_cap_gib * 1024**3),
         )
-        storage.commit_stats(stats, stats_path, update, zone, month_start_day)
+        result.notes.extend(storage.commit_stats(stats, stats_path, update, zone, month_start_day))
         storage.commit_leases(leases_conn, leases_path, result.leases, started, zone)
         result.committed = True
         return result
@@ -185,18 +187,18 @@ def _account(
             report.endpoints.append(outcome)
             result.statuses.append(storage.EndpointStatus(
                 router.key, endpoint, outcome.ok, at,
-                items=len(items) if outcome.ok else 0, rejected=len(outcome.rejected),
+                items=len(items) if outcome.ok else 0, rejected=outcome.rejected,
                 error="" if outcome.ok else outcome.summary,
             ))
             if outcome.rejected:
                 result.notes.append(
-                    f"{router.key} {endpoint}: {len(outcome.rejected)} malformed line(s) skipped, "
-                    f"first: {outcome.rejected[0]}"
+                    f"{router.key} {endpoint}: {outcome.rejected} malformed line(s) skipped, "
+                    f"first: {outcome.first_rejected}"
                 )
             if not outcome.ok:
                 continue
             if endpoint == "ap_stats":
-                poll.update(stations=items, stations_at=at)
+                poll.update(stations=items, stations_at=at, stations_complete=outcome.complete)
             elif endpoint == "wan_stats":
                 poll.update(wan=items[0], wan_at=at)
             else:
@@ -224,13 +226,19 @@ def _parse(endpoint: str, f: Fetched) -> tuple[EndpointOutcome, list]:
         parsed = _PARSERS[endpoint](f.body)
     except ParseError as e:
         return EndpointOutcome(endpoint, False, str(e)), []
-    rejected = [str(r) for r in parsed.rejected]
+    rejected = parsed.rejected_count
+    first = str(parsed.rejected[0]) if parsed.rejected else ""
+    if rejected and not parsed.items:
+        # Nothing readable at all (binary junk, a wrong page): the endpoint failed. Read
+        # as "no stations", it would be taken for every station having left.
+        return EndpointOutcome(endpoint, False, f"unreadable answer: {rejected} line(s) rejected, "
+                               f"first: {first}", rejected, first, False), []
     if endpoint == "wan_stats":
         wan = parsed.items[0]
         summary = "ok" + (f" (uptime {wan.uptime_seconds}s)" if wan.uptime_seconds is not None else "")
     else:
         summary = f"{len(parsed.items)} {_ITEM_NAMES[endpoint]}"
     if rejected:
-        summary += f", {len(rejected)} line(s) rejected"
-    return EndpointOutcome(endpoint, True, summary, rejected), parsed.items
+        summary += f", {rejected} line(s) rejected"
+    return EndpointOutcome(endpoint, True, summary, rejected, first, parsed.complete), parsed.items
 

@@ -23,8 +23,32 @@ from collector.config import SCRIPT_NAMES
 
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES
-FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime", "no-connected",
-          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429", "binary")
+
+
+def _first_line_with_nul(body: bytes) -> bytes:
+    """One station's line carries a NUL byte: that line is rejected, the rest read."""
+    return body[:5] + b"\x00" + body[5:] if body else body
+
+
+def _without_first_line(body: bytes) -> bytes:
+    """The first station is missing, as when one radio's dump failed or raced a wifi reload."""
+    return body.partition(b"\n")[2]
+
+
+# Faults that answer 200 with a body made from the true one: name -> how the body is changed.
+BODY_FAULTS = {
+    "binary": lambda body: b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64,
+    "garbage": lambda body: b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n",
+    "nul-line": _first_line_with_nul,
+    "cr-only": lambda body: body.replace(b"\n", b"\r"),
+    "bom": lambda body: b"\xef\xbb\xbf" + body,
+    "drop-first": _without_first_line,
+    # Just under the 4 MiB cap, two million one-character lines: every one rejected.
+    "junk-lines": lambda body: b"x\n" * (2 * 1024 * 1024 - 1),
+}
+FAULTS = ("ok", "down", "http500", "slow", "huge", "hang", "no-uptime", "no-connected",
+          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429",
+          *BODY_FAULTS)
 
 
 @dataclass
@@ -324,10 +348,8 @@ def _handler_for(fleet: Fleet):
                 self._send_gzip_bomb()
                 return
             body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
-            if fault == "binary":
-                body = b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64
-            if fault == "garbage":
-                body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
+            if fault in BODY_FAULTS:
+                body = BODY_FAULTS[fault](body)
             if fault == "huge":
                 self._send_huge()
                 return

@@ -44,7 +44,14 @@ from collector.parse import Lease
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
 LOCK_FILE = ".netstat-collect.lock"
-SCHEMA_VERSION = 1
+# Both files carry the same version number; each step below brings one file from the
+# version before it. 2: baselines remember whether the router reported connected seconds.
+SCHEMA_VERSION = 2
+# Every stored byte total stays at or below this: the largest integer a JSON reader
+# such as the dashboard's JavaScript holds exactly (8 PiB, over 80 days of a 10 Gbit/s
+# link flat out in one device's row), far enough below SQLite's 64-bit limit that a
+# sum over a thousand rows cannot leave it and turn into a float.
+MAX_STORED_BYTES = 2**53 - 1
 # Rows migrated from the Go daemon's monthly_stats carry this router name: the
 # daemon never recorded which router a byte came from.
 LEGACY_ROUTER = "(go-daemon)"
@@ -84,6 +91,10 @@ CREATE TABLE runs (
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 """
 
+_STATS_V2 = """
+ALTER TABLE baselines ADD COLUMN connected_hint INTEGER NOT NULL DEFAULT 0;
+"""
+
 _LEASES_V1 = """
 CREATE TABLE IF NOT EXISTS dhcp_leases (
     mac_address TEXT PRIMARY KEY, lease_end_time INTEGER, ip_address TEXT,
@@ -94,6 +105,8 @@ CREATE TABLE hosts (
     client_id TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL
 ) WITHOUT ROWID;
 """
+# Version 2 changed nothing in dhcp_leases.db: the step only moves its number along.
+_LEASES_V2 = ""
 
 
 @dataclass(frozen=True)
@@ -234,10 +247,13 @@ def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_st
                 f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
             )
         conn.execute("BEGIN IMMEDIATE")
-        legacy = _has_table(conn, "monthly_stats")
-        _execute_script(conn, _STATS_V1)
-        if legacy:
-            _import_go_daemon_totals(conn, zone, month_start_day)
+        if version < 1:
+            legacy = _has_table(conn, "monthly_stats")
+            _execute_script(conn, _STATS_V1)
+            if legacy:
+                _import_go_daemon_totals(conn, zone, month_start_day)
+        if version < 2:
+            _execute_script(conn, _STATS_V2)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except sqlite3.Error as e:
@@ -278,18 +294,21 @@ def migrate_leases(conn: sqlite3.Connection, path: Path) -> None:
                 f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
             )
         conn.execute("BEGIN IMMEDIATE")
-        script = _LEASES_V1
-        if _has_table(conn, "dhcp_leases") and "router" in _column_names(conn, "dhcp_leases"):
-            script = script.replace("ALTER TABLE dhcp_leases ADD COLUMN router TEXT;", "")
-        _execute_script(conn, script)
-        now = time.time()
-        conn.execute(
-            "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
-            "SELECT mac_address, CASE WHEN hostname IN ('Unknown', '*') THEN '' "
-            "ELSE coalesce(hostname, '') END, coalesce(ip_address, ''), "
-            "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
-            (now, now),
-        )
+        if version < 1:
+            script = _LEASES_V1
+            if _has_table(conn, "dhcp_leases") and "router" in _column_names(conn, "dhcp_leases"):
+                script = script.replace("ALTER TABLE dhcp_leases ADD COLUMN router TEXT;", "")
+            _execute_script(conn, script)
+            now = time.time()
+            conn.execute(
+                "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
+                "SELECT mac_address, CASE WHEN hostname IN ('Unknown', '*') THEN '' "
+                "ELSE coalesce(hostname, '') END, coalesce(ip_address, ''), "
+                "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
+                (now, now),
+            )
+        if version < 2:
+            _execute_script(conn, _LEASES_V2)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except sqlite3.Error as e:
@@ -307,13 +326,16 @@ def load_states(conn: sqlite3.Connection | None) -> tuple[dict[str, RouterState]
     With no database, or one not yet migrated (a dry run does not migrate), every
     router starts at first contact.
     """
-    if conn is None or schema_version(conn) != SCHEMA_VERSION:
+    version = None if conn is None else schema_version(conn)
+    if version not in (1, SCHEMA_VERSION):
         return {}, None
+    # A dry run reads the file as it is: version 1 knew no connected_hint yet.
+    hint_column = "connected_hint" if version == SCHEMA_VERSION else "0"
     baselines: dict[str, dict[str, Baseline]] = {}
-    for router, device, rx, tx, at in conn.execute(
-        "SELECT router, device, rx_bytes, tx_bytes, sampled_at FROM baselines"
+    for router, device, rx, tx, at, hint in conn.execute(
+        f"SELECT router, device, rx_bytes, tx_bytes, sampled_at, {hint_column} FROM baselines"
     ):
-        baselines.setdefault(router, {})[device] = Baseline(rx, tx, at)
+        baselines.setdefault(router, {})[device] = Baseline(rx, tx, at, bool(hint))
     uptimes = {
         router: UptimeMark(up, at)
         for router, up, at in conn.execute("SELECT router, uptime_seconds, sampled_at FROM router_uptime")
@@ -349,33 +371,84 @@ def _record_period(conn: sqlite3.Connection, label: str, zone: ZoneInfo, month_s
     )
 
 
+# A period total grows only while it stays within MAX_STORED_BYTES; a refused row
+# changes nothing, which the caller sees in the number of rows changed.
+_ADD_TO_PERIOD = (
+    "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, device, router) DO UPDATE SET "
+    "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes, "
+    "last_seen = max(last_seen, excluded.last_seen) "
+    f"WHERE rx_bytes + excluded.rx_bytes <= {MAX_STORED_BYTES} "
+    f"AND tx_bytes + excluded.tx_bytes <= {MAX_STORED_BYTES}"
+)
+
+
+def _add_usage(conn: sqlite3.Connection, usage: list[Usage]) -> list[str]:
+    """Add a run's usage to the period and day totals; notes for what was refused.
+
+    A total that would pass MAX_STORED_BYTES is refused with a note, the delta is
+    dropped (its baseline has moved on, as for an implausible delta), and the rest
+    of the run commits. A day total never exceeds its period's, so guarding the
+    period rows guards both.
+    """
+    notes = []
+    fits = []
+    for u in usage:
+        if u.rx_bytes > MAX_STORED_BYTES or u.tx_bytes > MAX_STORED_BYTES:
+            notes.append(_refused_note(u))
+        else:
+            fits.append(u)
+    rows = [(u.period, u.device, u.router, u.rx_bytes, u.tx_bytes, u.last_seen) for u in fits]
+    conn.execute("SAVEPOINT add_usage")
+    before = conn.total_changes
+    conn.executemany(_ADD_TO_PERIOD, rows)
+    if conn.total_changes - before != len(rows):
+        # Rare: some total is at the limit. Redo row by row to learn which.
+        conn.execute("ROLLBACK TO add_usage")
+        kept = []
+        for u, row in zip(fits, rows, strict=True):
+            if conn.execute(_ADD_TO_PERIOD, row).rowcount == 1:
+                kept.append(u)
+            else:
+                notes.append(_refused_note(u))
+        fits = kept
+    conn.execute("RELEASE add_usage")
+    conn.executemany(
+        "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (day, device, router) DO UPDATE SET "
+        "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
+        [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in fits],
+    )
+    return notes
+
+
+def _refused_note(u: Usage) -> str:
+    return (
+        f"{u.router} {u.device}: refused to add rx {u.rx_bytes} tx {u.tx_bytes} bytes to period "
+        f"{u.period}: the total would pass {MAX_STORED_BYTES} bytes, the most stored exactly; "
+        "nothing counted"
+    )
+
+
 def commit_stats(
     conn: sqlite3.Connection, path: Path, update: StatsUpdate, zone: ZoneInfo, month_start_day: int
-) -> None:
-    """Write a run's totals, baselines and router health in one transaction."""
+) -> list[str]:
+    """Write a run's totals, baselines and router health in one transaction.
+
+    Returns notes on totals refused for passing MAX_STORED_BYTES.
+    """
     try:
         conn.execute("BEGIN IMMEDIATE")
         for label in sorted({u.period for u in update.usage}):
             _record_period(conn, label, zone, month_start_day)
-        conn.executemany(
-            "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, device, router) DO UPDATE SET "
-            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes, "
-            "last_seen = max(last_seen, excluded.last_seen)",
-            [(u.period, u.device, u.router, u.rx_bytes, u.tx_bytes, u.last_seen) for u in update.usage],
-        )
-        conn.executemany(
-            "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (day, device, router) DO UPDATE SET "
-            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
-            [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in update.usage],
-        )
+        notes = _add_usage(conn, update.usage)
         for router, baselines in update.baselines.items():
             conn.execute("DELETE FROM baselines WHERE router = ?", (router,))
             conn.executemany(
-                "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at) for d, b in baselines.items()],
+                "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at, connected_hint) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at, int(b.connected_hint))
+                 for d, b in baselines.items()],
             )
         conn.executemany(
             "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
@@ -418,6 +491,7 @@ def commit_stats(
         crash_point("stats-written")
         conn.execute("COMMIT")
         crash_point("stats-committed")
+        return notes
     except sqlite3.Error as e:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -332,3 +332,11 @@ def test_a_data_directory_with_uri_characters_in_its_name(api_scenario, tmp_path
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data ?#%41 dir")
     r = client_for(data_dir, NOW=api_scenario.now).get("/api/v1/usage")
     assert (r.status_code, r.get_json()["period"]["label"]) == (200, "2026-12")
+
+
+@pytest.mark.parametrize("mac", ["%C2%A0aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:01%E3%80%80"])
+def test_a_mac_parameter_with_unicode_blanks_is_no_mac(api_scenario, mac):
+    """Review item 12: the API's MAC parameter follows the same format as everything else."""
+    answer = client_for(api_scenario.data_dir).get(f"/api/v1/clients/{mac}/history")
+    assert answer.status_code == 400
+    assert "not a MAC address" in answer.get_json()["error"]
