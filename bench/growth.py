@@ -30,8 +30,10 @@ from zoneinfo import ZoneInfo
 
 from bench.common import MIB, Profile, Sample, Section, fmt, log
 from collector import storage
-from collector.accounting import WAN, Baseline, UptimeMark, Usage, local_day, period_containing
+from collector.accounting import Baseline, UptimeMark, Usage
 from collector.parse import Lease
+from collector.periods import local_day, period_containing
+from collector.schema import LEASES_DB, STATS_DB, WAN
 
 ZONE = ZoneInfo("UTC")
 YEAR_START = datetime(2025, 3, 1, tzinfo=UTC).timestamp()
@@ -68,8 +70,8 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
     """Write `days` days of 30-minute runs for `devices` devices into a new data directory."""
     shutil.rmtree(data_dir, ignore_errors=True)
     storage.ensure_data_dir(data_dir)
-    stats_path = data_dir / storage.STATS_DB
-    leases_path = data_dir / storage.LEASES_DB
+    stats_path = data_dir / STATS_DB
+    leases_path = data_dir / LEASES_DB
     stats = storage.connect_writer(stats_path)
     storage.migrate_stats(stats, stats_path, ZONE, 1)
     leases_conn = storage.connect_writer(leases_path)
@@ -264,10 +266,10 @@ def section_growth(profile: Profile, result: GrowthResult) -> tuple[Section, dic
     rows = []
     for h in result.histories:
         runs = h.days * RUNS_PER_DAY
-        stats_size = h.size(storage.STATS_DB)
+        stats_size = h.size(STATS_DB)
         rows.append([
             fmt(h.devices), fmt(h.days), "every run" if h.per_run else "one commit a day",
-            fmt(h.commits), fmt(stats_size / MIB, 2), fmt(h.size(storage.LEASES_DB) / MIB, 2),
+            fmt(h.commits), fmt(stats_size / MIB, 2), fmt(h.size(LEASES_DB) / MIB, 2),
             fmt(stats_size / max(h.devices * h.days, 1), 0),
             fmt(h.seconds, 1), fmt(runs),
         ])

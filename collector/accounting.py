@@ -27,15 +27,14 @@ The rules (README, "How bytes are counted"):
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from collector.parse import StationSample, WanSample
+from collector.periods import local_day, period_containing
+from collector.schema import WAN
 
-WAN = "main_wan"  # the device id of WAN rows, as in the seed's monthly_stats
 WRAP_32 = 2**32
 # Uptime and connected seconds are whole seconds read on the router some time
 # before the answer reaches us; differences below this are measurement noise,
@@ -297,64 +296,7 @@ def _station_gone(baseline: Baseline, at: float, complete: bool) -> bool:
     return True
 
 
-# --- Billing periods ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A billing period: [start, end) in local time. Its label is the year-month it starts in."""
-
-    label: str
-    start: datetime
-    end: datetime
-
-
-def _period_start(day: date, month_start_day: int) -> date:
-    if day.day >= month_start_day:
-        return date(day.year, day.month, month_start_day)
-    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
-    return date(year, month, month_start_day)
-
-
-def _next_month(start: date) -> date:
-    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
-    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
-
-
-def _period_from_start(start: date, zone: ZoneInfo) -> Period:
-    end = _next_month(start)
-    return Period(
-        label=f"{start.year:04d}-{start.month:02d}",
-        start=datetime(start.year, start.month, start.day, tzinfo=zone),
-        end=datetime(end.year, end.month, end.day, tzinfo=zone),
-    )
-
-
-def period_containing(at: float, zone: ZoneInfo, month_start_day: int = 1) -> Period:
-    """The billing period that contains unix time `at`, periods starting at 00:00 local."""
-    local_day = datetime.fromtimestamp(at, zone).date()
-    return _period_from_start(_period_start(local_day, month_start_day), zone)
-
-
-def period_for_label(label: str, zone: ZoneInfo, month_start_day: int = 1) -> Period:
-    """The period labelled `YYYY-MM`; raises ValueError for anything else."""
-    year_text, sep, month_text = label.partition("-")
-    if not (sep and len(year_text) == 4 and len(month_text) == 2
-            and year_text.isdigit() and month_text.isdigit()):
-        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
-    year, month = int(year_text), int(month_text)
-    if not 1 <= month <= 12 or year < 1970:
-        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
-    return _period_from_start(date(year, month, month_start_day), zone)
-
-
-def local_day(at: float, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d")
-
-
-def local_timestamp(at: float, zone: ZoneInfo) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in local time, the seed's monthly_stats.timestamp format."""
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+# --- Rule 8: billing periods ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,11 +157,12 @@ def report(data_dir: str, period: str | None, as_json: bool) -> None:
     import json
 
     from collector import reads
+    from collector.errors import DataUnavailable
     from collector.report import render_usage
 
     try:
         conn = reads.open_readonly(Path(data_dir))
-    except reads.DataUnavailable as e:
+    except DataUnavailable as e:
         raise ExitError(str(e), EXIT_STORAGE) from None
     try:
         settings = reads.read_settings(conn)

@@ -25,5 +25,9 @@ class FetchError(NetstatError):
     """One endpoint could not be fetched: network error, HTTP status, size cap, deadline."""
 
 
+class DataUnavailable(NetstatError):
+    """A database is missing or unreadable; the message names the file and the problem."""
+
+
 class ParseError(NetstatError):
     """A router's answer has none of what the endpoint must contain (e.g. no `wan:` line)."""

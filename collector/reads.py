@@ -20,22 +20,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.accounting import WAN, Period, period_containing, period_for_label
+from collector.errors import DataUnavailable
+from collector.periods import (
+    Period,
+    parse_month,
+    period_containing,
+    period_for_label,
+)
+from collector.schema import LEASES_DB, STATS_DB, WAN, has_table, schema_version, sqlite_uri
 
-STATS_DB = "network_stats.db"
-LEASES_DB = "dhcp_leases.db"
 # A reader waits this long for a writer's commit instead of failing with "database is locked".
 BUSY_TIMEOUT_SECONDS = 10
-# Dates and period labels outside these years are refused: a period's end must stay a date.
-MIN_YEAR = 1970
-MAX_YEAR = 9998
-
-
-class DataUnavailable(Exception):
-    """A database is missing or unreadable; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +40,6 @@ class ReadSettings:
     zone: ZoneInfo
     month_start_day: int
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib of the last run
-
-
-def _uri(path: Path) -> str:
-    # Quoted: a `?`, `#` or `%` in the directory's name must not end or change the URI.
-    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _explain(path: Path, error: sqlite3.Error) -> str:
@@ -88,7 +80,7 @@ def open_readonly(
     stats = data_dir / STATS_DB
     use_stats = STATS_DB in wanted and stats.exists()
     try:
-        conn = sqlite3.connect(_uri(stats) if use_stats else "file::memory:", uri=True,
+        conn = sqlite3.connect(sqlite_uri(stats, mode="ro") if use_stats else "file::memory:", uri=True,
                                timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)
     except sqlite3.Error as e:
@@ -103,7 +95,7 @@ def open_readonly(
         leases = data_dir / LEASES_DB
         if LEASES_DB in wanted and leases.exists():
             try:
-                conn.execute("ATTACH DATABASE ? AS leases", (_uri(leases),))
+                conn.execute("ATTACH DATABASE ? AS leases", (sqlite_uri(leases, mode="ro"),))
                 conn.execute("SELECT count(*) FROM leases.sqlite_master").fetchone()
             except sqlite3.Error as e:
                 raise DataUnavailable(_explain(leases, e)) from None
@@ -128,17 +120,9 @@ def has_leases(conn: sqlite3.Connection) -> bool:
     return any(row[1] == "leases" for row in conn.execute("PRAGMA database_list"))
 
 
-def _has_table(conn: sqlite3.Connection, table: str, schema: str = "main") -> bool:
-    if schema == "leases" and not has_leases(conn):
-        return False
-    return conn.execute(
-        f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone() is not None
-
-
 def read_settings(conn: sqlite3.Connection) -> ReadSettings:
     """The zone, period start day and monthly cap the collector last ran with (stored in meta)."""
-    values = dict(conn.execute("SELECT key, value FROM meta")) if _has_table(conn, "meta") else {}
+    values = dict(conn.execute("SELECT key, value FROM meta")) if has_table(conn, "meta") else {}
     try:
         zone = ZoneInfo(values.get("timezone") or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -157,36 +141,7 @@ def resolve_period(settings: ReadSettings, label: str | None, now: float) -> Per
     """The period with that label, or the current one; ValueError on a bad label."""
     if label is None:
         return period_containing(now, settings.zone, settings.month_start_day)
-    parse_month(label, "period")
     return period_for_label(label, settings.zone, settings.month_start_day)
-
-
-def parse_month(text: str, name: str = "month") -> tuple[int, int]:
-    """`YYYY-MM` -> (year, month); ValueError saying what is wrong."""
-    year_text, sep, month_text = text.partition("-")
-    if (sep and len(year_text) == 4 and len(month_text) == 2 and year_text.isdigit()
-            and month_text.isdigit() and year_text.isascii() and month_text.isascii()):
-        year, month = int(year_text), int(month_text)
-        if MIN_YEAR <= year <= MAX_YEAR and 1 <= month <= 12:
-            return year, month
-    raise ValueError(f"{name} must be a month YYYY-MM from {MIN_YEAR}-01 to {MAX_YEAR}-12, "
-                     f"got {text!r}")
-
-
-def parse_day(text: str, name: str = "day") -> date:
-    """`YYYY-MM-DD` -> date; ValueError saying what is wrong."""
-    parts = text.split("-")
-    if (len(parts) == 3 and [len(p) for p in parts] == [4, 2, 2]
-            and all(p.isdigit() and p.isascii() for p in parts)):
-        try:
-            day = date(int(parts[0]), int(parts[1]), int(parts[2]))
-        except ValueError:
-            pass
-        else:
-            if MIN_YEAR <= day.year <= MAX_YEAR:
-                return day
-    raise ValueError(f"{name} must be a date YYYY-MM-DD from {MIN_YEAR}-01-01 to "
-                     f"{MAX_YEAR}-12-31, got {text!r}")
 
 
 def _names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
@@ -194,10 +149,10 @@ def _names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     if not has_leases(conn):
         return {}
     names: dict[str, tuple[str, str]] = {}
-    if _has_table(conn, "hosts", "leases"):
+    if has_table(conn, "hosts", "leases"):
         for mac, host, ip in conn.execute("SELECT mac, hostname, ip FROM leases.hosts"):
             names[mac] = (_hostname(host), ip or "")
-    if _has_table(conn, "dhcp_leases", "leases"):
+    if has_table(conn, "dhcp_leases", "leases"):
         for mac, host, ip in conn.execute(
             "SELECT mac_address, hostname, ip_address FROM leases.dhcp_leases"
         ):
@@ -218,7 +173,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
         "SELECT device, sum(rx_bytes), sum(tx_bytes), max(last_seen), group_concat(router, '\x1f') "
         "FROM usage_period WHERE period = ? GROUP BY device",
         (period.label,),
-    ).fetchall() if _has_table(conn, "usage_period") else []
+    ).fetchall() if has_table(conn, "usage_period") else []
     names = _names(conn)
     wan = {"rx_bytes": 0, "tx_bytes": 0}
     clients = []
@@ -255,7 +210,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
 
 
 def last_run_at(conn: sqlite3.Connection) -> float | None:
-    if not _has_table(conn, "runs"):
+    if not has_table(conn, "runs"):
         return None
     # Runs are inserted in time order: the newest by rowid is O(log n), where
     # max(finished_at) would scan a year of runs on every request.
@@ -265,7 +220,7 @@ def last_run_at(conn: sqlite3.Connection) -> float | None:
 
 def last_run(conn: sqlite3.Connection) -> dict | None:
     """The newest committed run, and the newest one that fetched at least one endpoint."""
-    if not _has_table(conn, "runs"):
+    if not has_table(conn, "runs"):
         return None
     row = conn.execute(
         "SELECT started_at, finished_at, endpoints_ok, endpoints_failed FROM runs "
@@ -283,7 +238,7 @@ def last_run(conn: sqlite3.Connection) -> dict | None:
 
 def periods(conn: sqlite3.Connection) -> list[dict]:
     """The periods that have data, newest first, with the bounds they were recorded with."""
-    if not _has_table(conn, "usage_period"):
+    if not has_table(conn, "usage_period"):
         return []
     return [
         {"label": label, "start": start, "end": end}
@@ -304,15 +259,15 @@ def data_state(conn: sqlite3.Connection) -> tuple:
     Read inside the same snapshot as the data they describe (see begin_snapshot),
     so an answer cached under them is exactly the answer for that state.
     """
-    state: list = [conn.execute("PRAGMA main.user_version").fetchone()[0]]
-    if _has_table(conn, "runs"):
+    state: list = [schema_version(conn)]
+    if has_table(conn, "runs"):
         state += conn.execute(
             "SELECT id, finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
     if has_leases(conn):
-        state.append(conn.execute("PRAGMA leases.user_version").fetchone()[0])
-        if _has_table(conn, "hosts", "leases"):
+        state.append(schema_version(conn, "leases"))
+        if has_table(conn, "hosts", "leases"):
             state += conn.execute("SELECT max(last_seen), count(*) FROM leases.hosts").fetchone()
-        if _has_table(conn, "dhcp_leases", "leases"):
+        if has_table(conn, "dhcp_leases", "leases"):
             state += conn.execute("SELECT count(*) FROM leases.dhcp_leases").fetchone()
     return tuple(state)
 
@@ -361,7 +316,7 @@ def daily_history(conn: sqlite3.Connection, device: str, first: date, last: date
                   settings: ReadSettings) -> list[dict]:
     """One point per local day from first to last (inclusive), summed over routers, zeros filled."""
     sums: dict[str, tuple[int, int]] = {}
-    if _has_table(conn, "usage_day"):
+    if has_table(conn, "usage_day"):
         for day, rx, tx in conn.execute(
             "SELECT day, sum(rx_bytes), sum(tx_bytes) FROM usage_day "
             "WHERE device = ? AND day BETWEEN ? AND ? GROUP BY day",
@@ -387,7 +342,7 @@ def monthly_history(conn: sqlite3.Connection, device: str, first: str, last: str
     """One point per billing period from label first to last, summed over routers, zeros filled."""
     labels = _month_labels(parse_month(first), parse_month(last))
     sums: dict[str, tuple[int, int]] = {}
-    if _has_table(conn, "usage_period"):
+    if has_table(conn, "usage_period"):
         for label, rx, tx in conn.execute(
             "SELECT period, sum(rx_bytes), sum(tx_bytes) FROM usage_period "
             "WHERE device = ? AND period BETWEEN ? AND ? GROUP BY period",
@@ -404,12 +359,12 @@ def monthly_history(conn: sqlite3.Connection, device: str, first: str, last: str
 
 def known_device(conn: sqlite3.Connection, device: str) -> bool:
     """The device has traffic in some period, or a lease or a remembered name."""
-    if _has_table(conn, "usage_period") and conn.execute(
+    if has_table(conn, "usage_period") and conn.execute(
         "SELECT 1 FROM usage_period WHERE device = ? LIMIT 1", (device,)
     ).fetchone():
         return True
     for table, column in (("hosts", "mac"), ("dhcp_leases", "mac_address")):
-        if _has_table(conn, table, "leases") and conn.execute(
+        if has_table(conn, table, "leases") and conn.execute(
             f"SELECT 1 FROM leases.{table} WHERE {column} = ? LIMIT 1", (device,)
         ).fetchone():
             return True
@@ -448,7 +403,7 @@ def _expiry(end: object, zone: ZoneInfo) -> str | None:
 
 def leases(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
     """Every current DHCP lease, by router and IP address."""
-    if not _has_table(conn, "dhcp_leases", "leases"):
+    if not has_table(conn, "dhcp_leases", "leases"):
         return []
     has_router = any(row[1] == "router" for row in
                      conn.execute("PRAGMA leases.table_info(dhcp_leases)"))
@@ -482,13 +437,13 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
                                              "uptime_sampled_at": None, "booted_at": None,
                                              "endpoints": []})
 
-    if _has_table(conn, "router_uptime"):
+    if has_table(conn, "router_uptime"):
         for router, up, at in conn.execute(
             "SELECT router, uptime_seconds, sampled_at FROM router_uptime"
         ):
             e = entry(router)
             e.update(uptime_seconds=up, uptime_sampled_at=iso(at, zone), booted_at=iso(at - up, zone))
-    if _has_table(conn, "router_endpoints"):
+    if has_table(conn, "router_endpoints"):
         for (router, endpoint, ok_at, error, error_at, attempt_at, items, rejected) in conn.execute(
             "SELECT router, endpoint, last_ok_at, last_error, last_error_at, last_attempt_at, "
             "items, rejected FROM router_endpoints ORDER BY router, endpoint"
@@ -510,7 +465,7 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
 
 def table_rows(conn: sqlite3.Connection, table: str, schema: str) -> list[dict] | None:
     """Every row of a seed table as {column: value} in the table's column order; None if absent."""
-    if not _has_table(conn, table, schema):
+    if not has_table(conn, table, schema):
         return None
     cursor = conn.execute(f"SELECT * FROM {schema}.{table}")
     columns = [d[0] for d in cursor.description]

@@ -23,6 +23,7 @@ from collector.errors import ClockError, ParseError
 from collector.faults import crash_point
 from collector.fetch import Fetched, Request, fetch_all
 from collector.parse import Lease, parse_ap_stats, parse_dhcp_leases, parse_wan_stats
+from collector.schema import LEASES_DB, STATS_DB
 
 _PARSERS = {"ap_stats": parse_ap_stats, "wan_stats": parse_wan_stats, "dhcp_leases": parse_dhcp_leases}
 _ITEM_NAMES = {"ap_stats": "stations", "wan_stats": "wan", "dhcp_leases": "leases"}
@@ -109,8 +110,8 @@ def run_once(
 def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_run: bool) -> RunResult:
     zone = config.settings.zone()
     month_start_day = config.settings.month_start_day
-    stats_path = data_dir / storage.STATS_DB
-    leases_path = data_dir / storage.LEASES_DB
+    stats_path = data_dir / STATS_DB
+    leases_path = data_dir / LEASES_DB
     if dry_run:
         scratch = tempfile.TemporaryDirectory(prefix="netstat-dry-run-")
         stats = storage.connect_snapshot(stats_path, Path(scratch.name))

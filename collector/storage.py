@@ -21,93 +21,33 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collector.accounting import (
-    Baseline,
-    RouterState,
-    UptimeMark,
-    Usage,
-    local_timestamp,
-    period_containing,
-    period_for_label,
-)
+from collector.accounting import Baseline, RouterState, UptimeMark, Usage
 from collector.errors import LockBusy, StorageError
 from collector.faults import crash_point
 from collector.parse import Lease
+from collector.periods import local_timestamp, period_containing, period_for_label
+from collector.schema import (
+    LEASES_ROUTER_COLUMN,
+    LEASES_STEPS,
+    LEGACY_ROUTER,
+    LOCK_FILE,
+    MAX_STORED_BYTES,
+    SCHEMA_VERSION,
+    STATS_STEPS,
+    column_names,
+    has_table,
+    schema_version,
+    sqlite_uri,
+)
 
-STATS_DB = "network_stats.db"
-LEASES_DB = "dhcp_leases.db"
-LOCK_FILE = ".netstat-collect.lock"
-# Both files carry the same version number; each step below brings one file from the
-# version before it. 2: baselines remember whether the router reported connected seconds.
-SCHEMA_VERSION = 2
-# Every stored byte total stays at or below this: the largest integer a JSON reader
-# such as the dashboard's JavaScript holds exactly (8 PiB, over 80 days of a 10 Gbit/s
-# link flat out in one device's row), far enough below SQLite's 64-bit limit that a
-# sum over a thousand rows cannot leave it and turn into a float.
-MAX_STORED_BYTES = 2**53 - 1
-# Rows migrated from the Go daemon's monthly_stats carry this router name: the
-# daemon never recorded which router a byte came from.
-LEGACY_ROUTER = "(go-daemon)"
 RUNS_KEPT = 20000  # about a year of 30-minute runs
-
-_STATS_V1 = """
-CREATE TABLE IF NOT EXISTS cumulative_stats (
-    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);
-CREATE TABLE IF NOT EXISTS monthly_stats (
-    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, timestamp TEXT);
-CREATE TABLE baselines (
-    router TEXT NOT NULL, device TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, sampled_at REAL NOT NULL,
-    PRIMARY KEY (router, device)) WITHOUT ROWID;
-CREATE TABLE router_endpoints (
-    router TEXT NOT NULL, endpoint TEXT NOT NULL,
-    last_ok_at REAL, last_error TEXT, last_error_at REAL, last_attempt_at REAL,
-    items INTEGER, rejected INTEGER,
-    PRIMARY KEY (router, endpoint)) WITHOUT ROWID;
-CREATE TABLE router_uptime (
-    router TEXT PRIMARY KEY, uptime_seconds INTEGER NOT NULL, sampled_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE periods (
-    label TEXT PRIMARY KEY, start TEXT NOT NULL, "end" TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE usage_period (
-    period TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, last_seen REAL NOT NULL,
-    PRIMARY KEY (period, device, router)) WITHOUT ROWID;
-CREATE TABLE usage_day (
-    day TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
-    PRIMARY KEY (day, device, router)) WITHOUT ROWID;
-CREATE INDEX usage_day_by_device ON usage_day (device, day);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL NOT NULL,
-    endpoints_ok INTEGER NOT NULL, endpoints_failed INTEGER NOT NULL);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-"""
-
-_STATS_V2 = """
-ALTER TABLE baselines ADD COLUMN connected_hint INTEGER NOT NULL DEFAULT 0;
-"""
-
-_LEASES_V1 = """
-CREATE TABLE IF NOT EXISTS dhcp_leases (
-    mac_address TEXT PRIMARY KEY, lease_end_time INTEGER, ip_address TEXT,
-    hostname TEXT, client_id TEXT, timestamp TEXT);
-ALTER TABLE dhcp_leases ADD COLUMN router TEXT;
-CREATE TABLE hosts (
-    mac TEXT PRIMARY KEY, hostname TEXT NOT NULL DEFAULT '', ip TEXT NOT NULL DEFAULT '',
-    client_id TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL
-) WITHOUT ROWID;
-"""
-# Version 2 changed nothing in dhcp_leases.db: the step only moves its number along.
-_LEASES_V2 = ""
-
 
 @dataclass(frozen=True)
 class EndpointStatus:
@@ -134,16 +74,6 @@ class StatsUpdate:
     uptimes: Mapping[str, UptimeMark]
     endpoints: list[EndpointStatus]
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib, for readers
-
-
-def _column_names(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def _has_table(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone() is not None
 
 
 def _group_writable_mode() -> int:
@@ -203,18 +133,37 @@ def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
             shutil.copyfile(wal, scratch / wal.name)
             conn = sqlite3.connect(copy)
         else:
-            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            conn = sqlite3.connect(sqlite_uri(path, immutable=1), uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except (sqlite3.Error, OSError) as e:
         raise StorageError(f"{path}: cannot read database: {e}") from None
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return conn.execute("PRAGMA user_version").fetchone()[0]
+# --- Transactions and migrations --------------------------------------------------------------
 
 
-# --- Migrations ----------------------------------------------------------------------------
+@contextmanager
+def atomic(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error.
+
+    The one place a write transaction is opened, committed, rolled back and its
+    SQLite errors turned into a StorageError naming the file and `what` was being
+    done. IMMEDIATE takes the write lock at once, so a busy database fails here,
+    before anything is computed against a state that could change.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: {what}: {e}") from None
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -228,6 +177,26 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
+def _migrate(conn: sqlite3.Connection, path: Path, run_step: Callable[[int], None]) -> None:
+    """Bring one file to SCHEMA_VERSION: `run_step(n)` for each missing step, all in one
+    transaction, so an interrupted upgrade leaves the file as it was."""
+    try:
+        version = schema_version(conn)
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: cannot read database: {e}") from None
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path}: schema version {version} is newer than this netstat-collect "
+            f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
+        )
+    with atomic(conn, path, "cannot upgrade database"):
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            run_step(step)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_start_day: int) -> None:
     """Bring network_stats.db to SCHEMA_VERSION in one transaction.
 
@@ -237,29 +206,14 @@ def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_st
     trusted per router, so each router's first run after the upgrade records
     fresh baselines.
     """
-    try:
-        version = schema_version(conn)
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: schema version {version} is newer than this netstat-collect "
-                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        if version < 1:
-            legacy = _has_table(conn, "monthly_stats")
-            _execute_script(conn, _STATS_V1)
-            if legacy:
-                _import_go_daemon_totals(conn, zone, month_start_day)
-        if version < 2:
-            _execute_script(conn, _STATS_V2)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+
+    def run_step(step: int) -> None:
+        legacy = step == 1 and has_table(conn, "monthly_stats")
+        _execute_script(conn, STATS_STEPS[step])
+        if legacy:
+            _import_go_daemon_totals(conn, zone, month_start_day)
+
+    _migrate(conn, path, run_step)
 
 
 def _import_go_daemon_totals(conn: sqlite3.Connection, zone: ZoneInfo, month_start_day: int) -> None:
@@ -284,21 +238,13 @@ def _import_go_daemon_totals(conn: sqlite3.Connection, zone: ZoneInfo, month_sta
 
 def migrate_leases(conn: sqlite3.Connection, path: Path) -> None:
     """Bring dhcp_leases.db to SCHEMA_VERSION; the Go daemon's leases feed the name memory."""
-    try:
-        version = schema_version(conn)
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: schema version {version} is newer than this netstat-collect "
-                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        if version < 1:
-            script = _LEASES_V1
-            if _has_table(conn, "dhcp_leases") and "router" in _column_names(conn, "dhcp_leases"):
-                script = script.replace("ALTER TABLE dhcp_leases ADD COLUMN router TEXT;", "")
-            _execute_script(conn, script)
+
+    def run_step(step: int) -> None:
+        script = LEASES_STEPS[step]
+        if step == 1 and has_table(conn, "dhcp_leases") and "router" in column_names(conn, "dhcp_leases"):
+            script = script.replace(LEASES_ROUTER_COLUMN, "")
+        _execute_script(conn, script)
+        if step == 1:
             now = time.time()
             conn.execute(
                 "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
@@ -307,14 +253,8 @@ def migrate_leases(conn: sqlite3.Connection, path: Path) -> None:
                 "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
                 (now, now),
             )
-        if version < 2:
-            _execute_script(conn, _LEASES_V2)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+
+    _migrate(conn, path, run_step)
 
 
 # --- Reading the state a run starts from ----------------------------------------------------
@@ -437,8 +377,7 @@ def commit_stats(
 
     Returns notes on totals refused for passing MAX_STORED_BYTES.
     """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with atomic(conn, path, "cannot commit this run"):
         for label in sorted({u.period for u in update.usage}):
             _record_period(conn, label, zone, month_start_day)
         notes = _add_usage(conn, update.usage)
@@ -489,13 +428,8 @@ def commit_stats(
               else str(update.monthly_cap_bytes))],
         )
         crash_point("stats-written")
-        conn.execute("COMMIT")
-        crash_point("stats-committed")
-        return notes
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot commit this run: {e}") from None
+    crash_point("stats-committed")
+    return notes
 
 
 def _refresh_monthly_stats(conn: sqlite3.Connection, at: float, zone: ZoneInfo, month_start_day: int) -> None:
@@ -524,8 +458,7 @@ def commit_leases(
     if not leases_by_router:
         return
     stamp = local_timestamp(at, zone)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with atomic(conn, path, "cannot commit leases"):
         # Rows without a router come from the Go daemon: any fresh answer supersedes them.
         conn.execute("DELETE FROM dhcp_leases WHERE router IS NULL")
         for router, leases in leases_by_router.items():
@@ -544,12 +477,7 @@ def commit_leases(
                 [(x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases],
             )
         crash_point("leases-written")
-        conn.execute("COMMIT")
-        crash_point("leases-committed")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot commit leases: {e}") from None
+    crash_point("leases-committed")
 
 
 # --- The lock that keeps two runs from overlapping -------------------------------------------

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from collector.accounting import (
     MISSING_BASELINE_KEEP_SECONDS,
-    WAN,
     WRAP_32,
     Baseline,
     RouterPoll,
@@ -19,10 +18,10 @@ from collector.accounting import (
     bucket,
     counter_delta,
     max_bytes_per_second,
-    period_containing,
-    period_for_label,
 )
 from collector.parse import StationSample, WanSample
+from collector.periods import period_containing, period_for_label
+from collector.schema import WAN
 
 T = 1_800_000_000.0
 A = "aa:bb:cc:dd:ee:01"

@@ -20,6 +20,7 @@ from flask import Flask
 
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app
 from collector import reads
+from collector.schema import LEASES_DB, STATS_DB
 
 INVALID_ACTION = "Invalid action. Valid actions are: clients, wan, leases, combined."
 
@@ -31,7 +32,7 @@ def client_for(data_dir: Path, **config):
 def copy_databases(source: Path, target: Path) -> Path:
     """The .db files only: a -shm belongs to the processes that have it open."""
     target.mkdir(parents=True)
-    for name in (reads.STATS_DB, reads.LEASES_DB):
+    for name in (STATS_DB, LEASES_DB):
         shutil.copyfile(source / name, target / name)
     return target
 
@@ -65,7 +66,7 @@ def go_daemon_files(data_dir: Path, *, wan: bool = True, stats: bool = True,
     """network_stats.db and dhcp_leases.db with only the seed's tables (schema version 0)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if stats:
-        conn = sqlite3.connect(data_dir / reads.STATS_DB)
+        conn = sqlite3.connect(data_dir / STATS_DB)
         conn.executescript(
             "CREATE TABLE cumulative_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);"
             "CREATE TABLE monthly_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, "
@@ -78,7 +79,7 @@ def go_daemon_files(data_dir: Path, *, wan: bool = True, stats: bool = True,
         conn.commit()
         conn.close()
     if leases:
-        conn = sqlite3.connect(data_dir / reads.LEASES_DB)
+        conn = sqlite3.connect(data_dir / LEASES_DB)
         conn.execute("CREATE TABLE dhcp_leases (mac_address TEXT PRIMARY KEY, lease_end_time "
                      "INTEGER, ip_address TEXT, hostname TEXT, client_id TEXT, timestamp TEXT)")
         conn.executemany("INSERT INTO dhcp_leases VALUES (?, 1795000000, ?, ?, '*', "
@@ -141,7 +142,7 @@ def test_api_php_uses_the_last_of_repeated_actions_like_php(tmp_path):
 
 def test_api_php_without_the_table_is_a_500_naming_the_error(tmp_path):
     tmp_path.mkdir(exist_ok=True)
-    sqlite3.connect(tmp_path / reads.STATS_DB).execute("CREATE TABLE other (x)").connection.close()
+    sqlite3.connect(tmp_path / STATS_DB).execute("CREATE TABLE other (x)").connection.close()
     r = client_for(tmp_path).get("/api.php?action=clients")
     assert (r.status_code, php(r)) == (
         500, {"error": "An unexpected error occurred: no such table: monthly_stats"})
@@ -160,11 +161,11 @@ def test_v1_on_unmigrated_go_daemon_files_answers_zeros(tmp_path):
 
 def test_a_corrupt_database_is_a_503_naming_it(tmp_path):
     tmp_path.mkdir(exist_ok=True)
-    (tmp_path / reads.STATS_DB).write_bytes(b"this is not a database" * 100)
+    (tmp_path / STATS_DB).write_bytes(b"this is not a database" * 100)
     client = client_for(tmp_path)
     r = client.get("/api/v1/usage")
     assert (r.status_code, r.get_json()) == (503, {
-        "error": f"{tmp_path / reads.STATS_DB}: cannot read database: file is not a database",
+        "error": f"{tmp_path / STATS_DB}: cannot read database: file is not a database",
         "status": 503})
     compat = client.get("/api.php?action=clients")
     assert (compat.status_code, php(compat)) == (
@@ -173,23 +174,23 @@ def test_a_corrupt_database_is_a_503_naming_it(tmp_path):
 
 def test_without_the_leases_database_usage_works_and_leases_is_503(api_scenario, tmp_path):
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    (data_dir / reads.LEASES_DB).unlink()
+    (data_dir / LEASES_DB).unlink()
     client = client_for(data_dir, NOW=api_scenario.now)
     usage = client.get("/api/v1/usage")
     assert usage.status_code == 200
     assert {c["hostname"] for c in usage.get_json()["clients"]} == {None}
     r = client.get("/api/v1/leases")
     assert (r.status_code, r.get_json()["error"]) == (
-        503, f"{data_dir / reads.LEASES_DB}: no such database (has the collector run yet?)")
+        503, f"{data_dir / LEASES_DB}: no such database (has the collector run yet?)")
 
 
 def test_healthz_needs_the_leases_database_too(api_scenario, tmp_path):
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    (data_dir / reads.LEASES_DB).unlink()
+    (data_dir / LEASES_DB).unlink()
     r = client_for(data_dir, NOW=api_scenario.now).get("/healthz")
     assert (r.status_code, r.get_json()["status"]) == (503, "unavailable")
     assert r.get_json()["reason"] == (
-        f"{data_dir / reads.LEASES_DB}: no such database (has the collector run yet?)")
+        f"{data_dir / LEASES_DB}: no such database (has the collector run yet?)")
 
 
 # --- health -------------------------------------------------------------------------------------
@@ -256,8 +257,8 @@ def test_a_changed_file_is_a_new_answer(api_scenario, tmp_path):
     app = create_app({"DATA_DIR": str(data_dir), "NOW": api_scenario.now})
     client = app.test_client()
     first = client.get("/api/v1/usage")
-    stamp = (data_dir / reads.STATS_DB).stat().st_mtime_ns + 10**9
-    os.utime(data_dir / reads.STATS_DB, ns=(stamp, stamp))  # as a restore from backup would
+    stamp = (data_dir / STATS_DB).stat().st_mtime_ns + 10**9
+    os.utime(data_dir / STATS_DB, ns=(stamp, stamp))  # as a restore from backup would
     second = client.get("/api/v1/usage", headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert second.headers["ETag"] != first.headers["ETag"]

@@ -175,7 +175,8 @@ def test_a_total_that_would_leave_the_exact_range_is_refused_not_turned_into_a_f
     assert len(notes) == 1 and "02:00:00:00:0c:01" in notes[0] and "refused" in notes[0]
     notes = commit(_usage(2**63 - 1))  # alone above the range
     assert len(notes) == 1
-    rows = conn.execute("SELECT device, rx_bytes, typeof(rx_bytes) FROM usage_period ORDER BY device").fetchall()
+    rows = conn.execute(
+        "SELECT device, rx_bytes, typeof(rx_bytes) FROM usage_period ORDER BY device").fetchall()
     assert rows == [("02:00:00:00:0c:01", 2**53 - 10, "integer"), ("02:00:00:00:0c:02", 10, "integer")]
     days = conn.execute("SELECT device, rx_bytes, typeof(rx_bytes) FROM usage_day ORDER BY device").fetchall()
     assert days == rows
