@@ -13,8 +13,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, request
 
-from api import answers, db
-from collector import reads
+from api import answers, db, queries
 from collector.errors import DataUnavailable
 from collector.schema import LEASES_DB, STATS_DB
 
@@ -63,7 +62,7 @@ def _php_time(text: object) -> object:
 
 
 def _rows(conn: sqlite3.Connection, table: str, schema: str, required: bool) -> list[dict]:
-    rows = reads.table_rows(conn, table, schema)
+    rows = queries.table_rows(conn, table, schema)
     if rows is None:
         if required:
             raise TableMissing(f"no such table: {table}")

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
-from api import answers, db, openapi
+from api import answers, db, openapi, queries
 from collector import reads
 from collector.errors import DataUnavailable
 from collector.parse import normalise_mac
@@ -102,9 +102,9 @@ def _history(device: str) -> Response:
 
     def compute() -> dict:
         if granularity == "day":
-            points = reads.daily_history(conn, device, first, last, settings)
+            points = queries.daily_history(conn, device, first, last, settings)
         else:
-            points = reads.monthly_history(conn, device, first_text, last_text, settings)
+            points = queries.monthly_history(conn, device, first_text, last_text, settings)
         rx = sum(p["rx_bytes"] for p in points)
         tx = sum(p["tx_bytes"] for p in points)
         download, upload = (rx, tx) if device == WAN else (tx, rx)
@@ -122,7 +122,7 @@ def client_history(mac: str) -> Response:
     device = normalise_mac(mac)
     if device is None:
         _bad(f"not a MAC address: {mac!r}")
-    if not reads.known_device(db.connection(), device):
+    if not queries.known_device(db.connection(), device):
         abort(404, description=f"no traffic, lease or name recorded for {device}")
     return _history(device)
 
@@ -139,7 +139,7 @@ def leases() -> Response:
         raise DataUnavailable(
             f"{db.data_dir() / LEASES_DB}: no such database (has the collector run yet?)")
     settings = reads.read_settings(conn)
-    return answers.respond("leases", (), lambda: {"leases": reads.leases(conn, settings)})
+    return answers.respond("leases", (), lambda: {"leases": queries.leases(conn, settings)})
 
 
 @bp.get("/routers")
@@ -148,11 +148,11 @@ def routers() -> Response:
     settings = reads.read_settings(conn)
 
     def compute() -> dict:
-        run = reads.last_run(conn)
+        run = queries.last_run(conn)
         if run is not None:
             run = {k: (v if k.startswith("endpoints") else reads.iso(v, settings.zone))
                    for k, v in run.items()}
-        return {"routers": reads.routers(conn, settings), "last_run": run}
+        return {"routers": queries.routers(conn, settings), "last_run": run}
 
     return answers.respond("routers", (), compute)
 
@@ -173,7 +173,7 @@ def healthz() -> Response:
     try:
         conn = db.connection(require=(STATS_DB, LEASES_DB), optional=())
         settings = reads.read_settings(conn)
-        run = reads.last_run(conn)
+        run = queries.last_run(conn)
     except (DataUnavailable, sqlite3.Error) as e:
         body.update(status="unavailable", reason=str(e))
         return _health(body, 503)

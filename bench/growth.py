@@ -148,6 +148,7 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
 
 def time_queries(history: History, repeats: int) -> dict[str, Sample]:
     """The read functions the API calls, on one open read-only connection."""
+    from api import queries as api_queries
     from collector import reads
 
     conn = reads.open_readonly(history.data_dir)
@@ -164,19 +165,19 @@ def time_queries(history: History, repeats: int) -> dict[str, Sample]:
         queries = {
             "usage, current period": lambda: reads.usage(conn, current, settings),
             "usage, a period 6 months back": lambda: reads.usage(conn, past, settings),
-            "client history, 30 days": lambda: reads.daily_history(
+            "client history, 30 days": lambda: api_queries.daily_history(
                 conn, device, last - timedelta(days=29), last, settings),
-            "client history, 366 days": lambda: reads.daily_history(
+            "client history, 366 days": lambda: api_queries.daily_history(
                 conn, device, last - timedelta(days=365), last, settings),
-            "client history, 12 months": lambda: reads.monthly_history(
+            "client history, 12 months": lambda: api_queries.monthly_history(
                 conn, device, first_month, current.label, settings),
-            "WAN history, 30 days": lambda: reads.daily_history(
+            "WAN history, 30 days": lambda: api_queries.daily_history(
                 conn, WAN, last - timedelta(days=29), last, settings),
-            "WAN history, 12 months": lambda: reads.monthly_history(
+            "WAN history, 12 months": lambda: api_queries.monthly_history(
                 conn, WAN, first_month, current.label, settings),
-            "known_device (client history's check)": lambda: reads.known_device(conn, device),
+            "known_device (client history's check)": lambda: api_queries.known_device(conn, device),
             # What every request pays before any answer, a 304 included (api/answers.py).
-            "data_state (every request)": lambda: reads.data_state(conn),
+            "data_state (every request)": lambda: api_queries.data_state(conn),
             "last_run_at (every request)": lambda: reads.last_run_at(conn),
         }
         samples = {name: Sample() for name in queries}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector import storage
+from collector import DEFAULT_LOCK_WAIT_SECONDS, storage
 from collector.accounting import (
     Delta,
     RouterPoll,
@@ -93,7 +93,7 @@ def run_once(
     *,
     now: Callable[[], float] = time.time,
     dry_run: bool = False,
-    lock_wait: float = 60.0,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> RunResult:
     """Collect once from every configured router and commit (unless dry_run).
 

@@ -18,6 +18,7 @@ import pytest
 from conftest import collect
 from flask import Flask
 
+from api import queries
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app
 from collector import reads
 from collector.schema import LEASES_DB, STATS_DB
@@ -268,10 +269,10 @@ def test_a_changed_file_is_a_new_answer(api_scenario, tmp_path):
 def test_reading_does_not_change_the_file_state(api_scenario, tmp_path):
     """A reader creates an empty WAL; the ETag must not change because of it."""
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    before = reads.file_state(data_dir)
+    before = queries.file_state(data_dir)
     reads.open_readonly(data_dir).execute("SELECT count(*) FROM runs").connection.close()
     assert (data_dir / "network_stats.db-wal").stat().st_size == 0
-    assert reads.file_state(data_dir) == before
+    assert queries.file_state(data_dir) == before
 
 
 def test_the_default_period_is_modified_when_a_new_period_starts(api_scenario):
