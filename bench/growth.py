@@ -2,7 +2,7 @@
 
 A year of 30-minute runs is 17,520 runs. Instead of running the CLI that often,
 the year is written through the collector's own storage layer
-(collector.storage.commit_stats and commit_leases, with StatsUpdate values built
+(collector.storage.commit_stats and commit_leases, with RunUpdate values built
 from collector.accounting types), on virtual time:
 
 - "every run": one commit per simulated 30-minute run, as the collector would
@@ -128,7 +128,7 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
             statuses += [storage.EndpointStatus("router-1", "wan_stats", True, at, items=1),
                          storage.EndpointStatus("router-1", "dhcp_leases", True, at,
                                                 items=len(leases))]
-            update = storage.StatsUpdate(
+            update = storage.RunUpdate(
                 started_at=at, finished_at=at + 1, current_period_at=at, usage=usage,
                 baselines=baselines,
                 uptimes={"router-1": UptimeMark(int(at - YEAR_START) + 86400, at)},

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from collector.config import SCRIPT_NAMES
+from collector.endpoints import SCRIPT_NAMES
 
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES

@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -63,8 +63,8 @@ class EndpointStatus:
 
 
 @dataclass(frozen=True)
-class StatsUpdate:
-    """Everything one run writes to network_stats.db, committed together."""
+class RunUpdate:
+    """Everything one run writes: network_stats.db in one transaction, then dhcp_leases.db."""
 
     started_at: float
     finished_at: float
@@ -73,7 +73,16 @@ class StatsUpdate:
     baselines: Mapping[str, Mapping[str, Baseline]]  # router -> complete new baseline map
     uptimes: Mapping[str, UptimeMark]
     endpoints: list[EndpointStatus]
+    leases: Mapping[str, list[Lease]] = field(default_factory=dict)  # router -> its latest leases
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib, for readers
+
+
+@dataclass(frozen=True)
+class Database:
+    """An open database and its file, which every error message names."""
+
+    conn: sqlite3.Connection | None  # None: no file yet (a dry run before the first run)
+    path: Path
 
 
 def _group_writable_mode() -> int:
@@ -371,7 +380,7 @@ def _refused_note(u: Usage) -> str:
 
 
 def commit_stats(
-    conn: sqlite3.Connection, path: Path, update: StatsUpdate, zone: ZoneInfo, month_start_day: int
+    conn: sqlite3.Connection, path: Path, update: RunUpdate, zone: ZoneInfo, month_start_day: int
 ) -> list[str]:
     """Write a run's totals, baselines and router health in one transaction.
 
@@ -429,6 +438,19 @@ def commit_stats(
         )
         crash_point("stats-written")
     crash_point("stats-committed")
+    return notes
+
+
+def commit_run(stats: Database, leases: Database, update: RunUpdate, zone: ZoneInfo,
+               month_start_day: int) -> list[str]:
+    """Commit a run: the totals, baselines and health first, then the leases.
+
+    Two files, two transactions: a crash between them loses only the leases' refresh,
+    which the next run redoes; the bytes are in the first. Returns notes on totals
+    refused for passing MAX_STORED_BYTES.
+    """
+    notes = commit_stats(stats.conn, stats.path, update, zone, month_start_day)
+    commit_leases(leases.conn, leases.path, update.leases, update.started_at, zone)
     return notes
 
 

@@ -165,7 +165,7 @@ def test_a_total_that_would_leave_the_exact_range_is_refused_not_turned_into_a_f
     storage.migrate_stats(conn, path, zone, 1)
 
     def commit(*usage: Usage) -> list[str]:
-        update = storage.StatsUpdate(started_at=1.8e9, finished_at=1.8e9, current_period_at=1.8e9,
+        update = storage.RunUpdate(started_at=1.8e9, finished_at=1.8e9, current_period_at=1.8e9,
                                      usage=list(usage), baselines={}, uptimes={}, endpoints=[])
         return storage.commit_stats(conn, path, update, zone, 1)
 
