@@ -210,7 +210,9 @@ def test_two_million_rejected_lines_cost_no_more_memory_than_the_cap(fleet, data
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("unreadable answer: 2097151 line(s) rejected") == 3, proc.stderr
     maxrss_mb = int(rss_file.read_text()) / 1024
-    # Three answers at the 4 MiB cap, held as read: before, 1.13 GB.
-    assert maxrss_mb < 100, f"peak RSS {maxrss_mb:.0f} MB for 3 x 2 million rejected lines"
+    # Three answers at the 4 MiB cap, held as read: before, 1.13 GB. Seen: 64-65 MB on an idle
+    # machine, 100 MB with the other core busy (fetch threads then spread their chunks over
+    # more malloc arenas); the bound is far from both, and from the gigabyte it was.
+    assert maxrss_mb < 160, f"peak RSS {maxrss_mb:.0f} MB for 3 x 2 million rejected lines"
     print(f"\n3 routers x 2,097,151 rejected lines: peak RSS {maxrss_mb:.0f} MB")
 
