@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from conftest import (
     REPO,
     collect,
@@ -359,6 +360,7 @@ def test_upgrades_a_go_daemon_data_directory_in_place(fleet, data_dir, tmp_path)
     conn.close()
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_never_corrupts_or_double_counts(fleet, data_dir, tmp_path):
     home(fleet)
     fleet.add_router("ap2", wan=False, dhcp=False)
@@ -395,6 +397,7 @@ def test_kill_9_at_random_moments_never_corrupts_or_double_counts(fleet, data_di
     assert stored_usage(data_dir) == {k: (end[k][0] - start[k][0], end[k][1] - start[k][1]) for k in end}
 
 
+@pytest.mark.slow
 def test_two_overlapping_runs_never_double_count(fleet, data_dir, tmp_path):
     home(fleet)
     fleet.routers["main"].delay = 1.0

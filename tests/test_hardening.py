@@ -51,6 +51,7 @@ def test_a_faulty_answer_never_counts_a_stations_counter_twice(fleet, data_dir, 
         assert "rejected" not in results[2].stderr and results[2].code == 0, results[2].stderr
 
 
+@pytest.mark.slow
 def test_unreadable_answer_is_a_failed_endpoint_not_an_empty_one(fleet, data_dir, tmp_path):
     mac = "02:00:00:00:0a:01"
     _station_with_history(fleet, mac)
