@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, PreconditionFailed
 
 from api import answers, compat, dashboard, db, v1
 from collector.config import DEFAULT_DATA_DIR
@@ -61,8 +61,9 @@ def _from_environment() -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES."""
-    # api/static/ is served at /static/: the dashboard's script, style and icon.
-    app = Flask(__name__, static_folder="static")
+    # api/static/ is served at /static/ by dashboard.static_file, not by Flask's own
+    # view, whose conditional answers follow Werkzeug's rules instead of ours.
+    app = Flask(__name__, static_folder=None)
     app.config.from_mapping(_from_environment())
     if test_config:
         app.config.update(test_config)
@@ -75,7 +76,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1.root)
     app.register_blueprint(dashboard.bp)
+    app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=dashboard.static_file)
+    # after_request functions run last-registered first: the headers go on the final answer.
     app.after_request(_security_headers)
+    app.after_request(_preconditions)
     app.teardown_appcontext(db.close_connection)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DataUnavailable, _unavailable)
@@ -87,6 +91,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+def _preconditions(response: Response) -> Response:
+    """If-Match and friends on the successful answers that did not evaluate them first.
+
+    Data answers (answers.respond) evaluate them before computing anything; the
+    others (the OpenAPI document, the index, /healthz, the dashboard and its files)
+    are complete here. Errors ignore preconditions (RFC 9110 section 13.2.1).
+    """
+    if request.method not in ("GET", "HEAD") or not 200 <= response.status_code < 300:
+        return response
+    etag, weak = response.get_etag()
+    try:
+        current = answers.not_modified(etag, response.last_modified, weak=weak)
+    except PreconditionFailed as e:
+        response.close()
+        return _http_error(e)
+    if current:
+        response.status_code = 304  # Werkzeug drops the body and its headers on the way out
     return response
 
 
