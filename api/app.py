@@ -1,10 +1,12 @@
 """The app factory: `gunicorn 'api.app:create_app()'` or `flask --app api.app run`.
 
 Configuration comes from the environment (NETSTAT_DATA_DIR, NETSTAT_HEALTH_MAX_AGE,
-and NETSTAT_NOW for tests and replays only) or from `test_config`. Every answer but
-the dashboard's page and its static files is JSON, errors included: domain and HTTP
-errors are turned into `{"error": ..., "status": ...}` here, once. Every answer gets
-the security headers below.
+NETSTAT_ALLOWED_HOSTS, and NETSTAT_NOW for tests and replays only) or from
+`test_config`. Every answer but the dashboard's page and its static files is JSON,
+errors included: domain and HTTP errors are turned into `{"error": ..., "status": ...}`
+here, once. Every answer gets the security headers below. Nothing answers with a
+redirect (no trailing-slash or double-slash 308s) or an automatic `OPTIONS` page, and a
+`Host` that is not one of ours is a 400 (api.hosts).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import sqlite3
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, PreconditionFailed
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, PreconditionFailed
 
-from api import answers, compat, dashboard, db, v1
+from api import answers, compat, dashboard, db, hosts, v1
 from collector.config import DEFAULT_DATA_DIR
 from collector.errors import DataUnavailable
 
@@ -56,17 +58,29 @@ def _from_environment() -> dict[str, Any]:
         "HEALTH_MAX_AGE": DEFAULT_HEALTH_MAX_AGE if max_age is None else max_age,
         "NOW": _number("NETSTAT_NOW", os.environ.get("NETSTAT_NOW")),
         "CACHE_ENTRIES": DEFAULT_CACHE_ENTRIES,
+        "ALLOWED_HOSTS": hosts.configured_names(os.environ.get("NETSTAT_ALLOWED_HOSTS", ""),
+                                                "NETSTAT_ALLOWED_HOSTS"),
     }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES."""
+    """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES and
+    ALLOWED_HOSTS (names beside IP literals, localhost and the machine's own names)."""
     # api/static/ is served at /static/ by dashboard.static_file, not by Flask's own
     # view, whose conditional answers follow Werkzeug's rules instead of ours.
     app = Flask(__name__, static_folder=None)
+    # One URL per answer: `/api/v1` is the index itself, `//x` and `/api/v1/usage/` are 404s.
+    # Werkzeug would redirect them with an HTML 308 naming the request's Host.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    # OPTIONS is a 405 like any other method but GET and HEAD (Flask would answer an
+    # empty text/html 200); set before the routes are added, which read it.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config.from_mapping(_from_environment())
     if test_config:
         app.config.update(test_config)
+    app.extensions["netstat_hosts"] = hosts.HostPolicy.build(
+        hosts.configured_names(app.config["ALLOWED_HOSTS"], "ALLOWED_HOSTS"))
     if float(app.config["HEALTH_MAX_AGE"]) <= 0:
         raise ValueError("NETSTAT_HEALTH_MAX_AGE must be above 0 seconds")
     app.json.sort_keys = False  # keep the documented key order
@@ -77,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1.root)
     app.register_blueprint(dashboard.bp)
     app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=dashboard.static_file)
+    app.before_request(_only_our_hosts)
     # after_request functions run last-registered first: the headers go on the final answer.
     app.after_request(_security_headers)
     app.after_request(_preconditions)
@@ -92,6 +107,13 @@ def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def _only_our_hosts() -> None:
+    policy: hosts.HostPolicy = current_app.extensions["netstat_hosts"]
+    if not policy.allows(request.host):
+        raise BadRequest(f"Host not served here: {request.headers.get('Host', '')!r} (a name of "
+                         f"this machine that is not its own host name belongs in NETSTAT_ALLOWED_HOSTS)")
 
 
 def _preconditions(response: Response) -> Response:
