@@ -68,6 +68,8 @@ def raw_request(url: str, data: bytes, timeout: float = 15) -> RawAnswer | None:
     if not raw:
         return None
     head, _, body = raw.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 1"):  # an interim answer (100 Continue): the next one counts
+        head, _, body = body.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     headers = {}
