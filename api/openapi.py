@@ -52,6 +52,8 @@ def _error(description: str) -> dict:
 _NOT_MODIFIED = {"description": "Not modified since the ETag or date the client sent",
                  "headers": _CACHE_HEADERS}
 _UNAVAILABLE = _error("A database is missing or unreadable; the message names it")
+_PRECONDITION_FAILED = _error("If-Match matches no current ETag (`*` always does), or, without "
+                              "If-Match, the answer changed after If-Unmodified-Since")
 
 
 def _get(summary: str, ok: dict, *, parameters: list | None = None, errors: dict | None = None,
@@ -59,6 +61,7 @@ def _get(summary: str, ok: dict, *, parameters: list | None = None, errors: dict
     responses = {"200": ok}
     if cached:
         responses["304"] = _NOT_MODIFIED
+    responses["412"] = _PRECONDITION_FAILED
     if reads_data:
         responses["503"] = _UNAVAILABLE
     responses.update(errors or {})
@@ -181,7 +184,9 @@ def document() -> dict:
             "version": "1",
             "description": "Read-only per-device and WAN traffic totals collected from OpenWrt "
                            "routers. Answers carry an ETag and Last-Modified; they change only "
-                           "when the collector commits a run.",
+                           "when the collector commits a run. Only GET and HEAD exist (any other "
+                           "method is a 405), and only for the Host names the server is meant to "
+                           "be reached by (any other Host is a 400).",
         },
         "paths": {
             "/api/v1/usage": _get(
