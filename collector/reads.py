@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.accounting import WAN, Period, period_containing, period_for_label
+from collector.schema import sqlite_uri
 
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
@@ -43,11 +43,6 @@ class ReadSettings:
     zone: ZoneInfo
     month_start_day: int
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib of the last run
-
-
-def _uri(path: Path) -> str:
-    # Quoted: a `?`, `#` or `%` in the directory's name must not end or change the URI.
-    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _explain(path: Path, error: sqlite3.Error) -> str:
@@ -88,7 +83,7 @@ def open_readonly(
     stats = data_dir / STATS_DB
     use_stats = STATS_DB in wanted and stats.exists()
     try:
-        conn = sqlite3.connect(_uri(stats) if use_stats else "file::memory:", uri=True,
+        conn = sqlite3.connect(sqlite_uri(stats, mode="ro") if use_stats else "file::memory:", uri=True,
                                timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)
     except sqlite3.Error as e:
@@ -103,7 +98,7 @@ def open_readonly(
         leases = data_dir / LEASES_DB
         if LEASES_DB in wanted and leases.exists():
             try:
-                conn.execute("ATTACH DATABASE ? AS leases", (_uri(leases),))
+                conn.execute("ATTACH DATABASE ? AS leases", (sqlite_uri(leases, mode="ro"),))
                 conn.execute("SELECT count(*) FROM leases.sqlite_master").fetchone()
             except sqlite3.Error as e:
                 raise DataUnavailable(_explain(leases, e)) from None

@@ -40,6 +40,7 @@ from collector.accounting import (
 from collector.errors import LockBusy, StorageError
 from collector.faults import crash_point
 from collector.parse import Lease
+from collector.schema import sqlite_uri
 
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
@@ -190,7 +191,7 @@ def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
             shutil.copyfile(wal, scratch / wal.name)
             conn = sqlite3.connect(copy)
         else:
-            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            conn = sqlite3.connect(sqlite_uri(path, immutable=1), uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except (sqlite3.Error, OSError) as e:
