@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.accounting import WAN, Period, period_containing, period_for_label
 from collector.schema import sqlite_uri
+from collector.text import log_safe
 
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
@@ -494,7 +495,9 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
             e["ok"] = e["ok"] and ok
             e["endpoints"].append({
                 "endpoint": endpoint, "ok": ok, "last_ok_at": iso(ok_at, zone),
-                "last_attempt_at": iso(attempt_at, zone), "last_error": error or None,
+                # log_safe again: rows that older versions stored raw.
+                "last_attempt_at": iso(attempt_at, zone),
+                "last_error": log_safe(error) if error else None,
                 "last_error_at": iso(error_at, zone), "items": items, "rejected": rejected,
             })
     return [by_router[k] for k in sorted(by_router)]

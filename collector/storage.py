@@ -41,6 +41,7 @@ from collector.errors import LockBusy, StorageError
 from collector.faults import crash_point
 from collector.parse import Lease
 from collector.schema import sqlite_uri
+from collector.text import log_safe
 
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
@@ -398,7 +399,7 @@ def commit_stats(
                     "last_attempt_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
                     "DO UPDATE SET last_error = excluded.last_error, "
                     "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at",
-                    (s.router, s.endpoint, s.error, s.at, s.at),
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(
