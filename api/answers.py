@@ -1,7 +1,7 @@
 """Answers that change only when the collector commits: ETag, Last-Modified, 304, and a cache.
 
-The state an answer is computed from is named by `reads.file_state` (the files'
-identity, size and mtime) and `reads.data_state` (the last run, the lease rows,
+The state an answer is computed from is named by `queries.file_state` (the files'
+identity, size and mtime) and `queries.data_state` (the last run, the lease rows,
 read in the request's snapshot). An answer is cached under that state plus the
 route and its resolved parameters, and its ETag is a hash of the same key, so a
 repeat request costs a few stat() calls and one small query, and answers 304 when
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from flask import Response, current_app, request
 from werkzeug.http import http_date, is_resource_modified
 
-from api import db
+from api import db, queries
 from collector import reads
 
 JSON = "application/json"
@@ -75,8 +75,8 @@ def respond(
     `not_before` is when such a default last moved: Last-Modified is never older.
     """
     conn = db.connection()
-    files = reads.file_state(db.data_dir())
-    key = (name, params, files, reads.data_state(conn))
+    files = queries.file_state(db.data_dir())
+    key = (name, params, files, queries.data_state(conn))
     etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     moments = [t for t in (reads.last_run_at(conn), not_before) if t is not None]
     modified = datetime.fromtimestamp(int(max(moments)), UTC) if moments else None

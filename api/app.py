@@ -17,8 +17,8 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from api import answers, compat, dashboard, db, v1
-from collector import reads
 from collector.config import DEFAULT_DATA_DIR
+from collector.errors import DataUnavailable
 
 # Two missed 30-minute runs plus ten minutes of slack.
 DEFAULT_HEALTH_MAX_AGE = 2 * 30 * 60 + 600
@@ -78,7 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.after_request(_security_headers)
     app.teardown_appcontext(db.close_connection)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(reads.DataUnavailable, _unavailable)
+    app.register_error_handler(DataUnavailable, _unavailable)
     app.register_error_handler(sqlite3.Error, _database_error)
     app.register_error_handler(Exception, _internal_error)
     return app
@@ -108,7 +108,7 @@ def _http_error(e: HTTPException) -> Response:
     return _json_error(status, message)
 
 
-def _unavailable(e: reads.DataUnavailable) -> Response:
+def _unavailable(e: DataUnavailable) -> Response:
     return _json_error(503, str(e))
 
 

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from collector.reads import MAX_YEAR, MIN_YEAR
+# The very expressions the read side parses `?period=`, `?from=` and `?to=` with.
+from collector.periods import DAY_PATTERN, MONTH_PATTERN
 
-# Years MIN_YEAR..MAX_YEAR (1970..9998) as a regular expression.
-assert (MIN_YEAR, MAX_YEAR) == (1970, 9998)
-_YEAR = "(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-MONTH_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])$"
-DAY_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 MAC_PATTERN = "^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5})$"
 
 

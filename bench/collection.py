@@ -126,9 +126,9 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
     import time
 
     from collector.config import load_config
-    from collector.run import _requests
+    from collector.fetch import requests_for
 
-    requests_ = _requests(load_config(fleet.config))
+    requests_ = requests_for(load_config(fleet.config).routers)
     saved = fetch.MAX_WORKERS
     fetch.MAX_WORKERS = workers or saved
     try:
@@ -145,9 +145,9 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
 
 def request_count(fleet: FleetProcess) -> int:
     from collector.config import load_config
-    from collector.run import _requests
+    from collector.fetch import requests_for
 
-    return len(_requests(load_config(fleet.config)))
+    return len(requests_for(load_config(fleet.config).routers))
 
 
 # --- 1. run-once time and CPU; 2. syncs; memory of the same runs --------------------------------

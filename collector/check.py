@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from collector.config import SCRIPT_NAMES, Config, url_problem
+from collector.config import Config, url_problem
+from collector.endpoints import ENDPOINT_OF_SCRIPT, ENDPOINTS, SCRIPT_NAMES
 from collector.errors import ParseError
-from collector.fetch import Fetched, Request, fetch_all
-from collector.parse import parse_ap_stats, parse_dhcp_leases, parse_wan_stats
+from collector.fetch import Fetched, Request, fetch_all, requests_for
 from collector.text import LINE_LIMIT, log_safe, redact
 
-# The scripts we ship, by name, so a URL can say which endpoint it is.
-ENDPOINT_OF_SCRIPT = {name: endpoint for endpoint, name in SCRIPT_NAMES.items()}
 SHOWN_REJECTS = 5
 
 
@@ -63,11 +61,7 @@ def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
 
 
 def requests_for_config(config: Config) -> list[Request]:
-    return [
-        Request(router.key, endpoint, url, router.timeout)
-        for router in config.routers
-        for endpoint, url in router.urls.items()
-    ]
+    return requests_for(config.routers)
 
 
 def examine(fetched: Fetched) -> EndpointCheck:
@@ -77,10 +71,8 @@ def examine(fetched: Fetched) -> EndpointCheck:
     if not fetched.ok:
         check.lines.append(f"not reachable: {fetched.error}")
         return check
-    parser = {"ap_stats": parse_ap_stats, "wan_stats": parse_wan_stats,
-              "dhcp_leases": parse_dhcp_leases}[r.endpoint]
     try:
-        parsed = parser(fetched.body)
+        parsed = ENDPOINTS[r.endpoint].parser(fetched.body)
     except ParseError as e:
         check.lines.append(f"unusable answer: {e}")
         return check
@@ -111,11 +103,11 @@ def examine(fetched: Fetched) -> EndpointCheck:
         unnamed = sum(1 for lease in parsed.items if not lease.hostname)
         if unnamed:
             check.lines.append(f"{unnamed} leases without a hostname (shown by IP or MAC)")
-    if parsed.rejected:
-        check.lines.append(f"{len(parsed.rejected)} lines rejected:")
+    if parsed.rejected_count:
+        check.lines.append(f"{parsed.rejected_count} lines rejected:")
         check.lines.extend(f"  {x}" for x in parsed.rejected[:SHOWN_REJECTS])
-        if len(parsed.rejected) > SHOWN_REJECTS:
-            check.lines.append(f"  ... and {len(parsed.rejected) - SHOWN_REJECTS} more")
+        if parsed.rejected_count > SHOWN_REJECTS:
+            check.lines.append(f"  ... and {parsed.rejected_count - SHOWN_REJECTS} more")
     return check
 
 

@@ -17,14 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR  # noqa: F401 (re-exported)
+from collector.endpoints import ENDPOINT_NAMES
 from collector.errors import ConfigError
 
-ENDPOINTS = ("ap_stats", "wan_stats", "dhcp_leases")
-# The CGI scripts we ship (router/cgi-bin/) that answer each endpoint.
-SCRIPT_NAMES = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
-
 _SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
-_ROUTER_KEYS = set(ENDPOINTS) | {"timeout", "counter_bits", "name"}
+_ROUTER_KEYS = set(ENDPOINT_NAMES) | {"timeout", "counter_bits", "name"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,9 @@ class Settings:
 
     def zone(self) -> zoneinfo.ZoneInfo:
         return load_zone(self.timezone)
+
+    def monthly_cap_bytes(self) -> int | None:
+        return None if self.monthly_cap_gib is None else int(self.monthly_cap_gib * 1024**3)
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def _parse_router(
         raise _fail(path, where, "must be an object with ap_stats, wan_stats and dhcp_leases URLs")
     _warn_unknown(found, path, where, doc.keys(), _ROUTER_KEYS)
     urls = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in ENDPOINT_NAMES:
         url = doc.get(endpoint)
         if url is None or url == "":
             continue  # the seed's convention: empty means "skip this endpoint"

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collector import reads
-from collector.accounting import WAN
 from collector.config import load_config
 from collector.report import render_usage
 from collector.run import run_once
+from collector.schema import WAN
 from collector.simulate import build_fleet
 
 INTERVAL = 1800  # seconds between collection rounds, as in deploy/crontab

@@ -421,3 +421,12 @@ def fetch_all(requests_: list[Request], cap: int = SIZE_CAP) -> list[Fetched]:
     if not requests_:
         return []
     return _Batch(requests_, cap, min(concurrency_limit(), len(requests_))).run()
+
+
+def requests_for(routers) -> list[Request]:
+    """One request per configured endpoint of every router, in the configuration's order."""
+    return [
+        Request(router.key, endpoint, url, router.timeout)
+        for router in routers
+        for endpoint, url in router.urls.items()
+    ]

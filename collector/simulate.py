@@ -19,13 +19,36 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from collector.config import SCRIPT_NAMES
+from collector.endpoints import SCRIPT_NAMES
 
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES
-FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime", "no-connected",
-          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429", "binary",
-          "redirect-away", "redirect-here", "reason-escapes")
+
+
+def _first_line_with_nul(body: bytes) -> bytes:
+    """One station's line carries a NUL byte: that line is rejected, the rest read."""
+    return body[:5] + b"\x00" + body[5:] if body else body
+
+
+def _without_first_line(body: bytes) -> bytes:
+    """The first station is missing, as when one radio's dump failed or raced a wifi reload."""
+    return body.partition(b"\n")[2]
+
+
+# Faults that answer 200 with a body made from the true one: name -> how the body is changed.
+BODY_FAULTS = {
+    "binary": lambda body: b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64,
+    "garbage": lambda body: b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n",
+    "nul-line": _first_line_with_nul,
+    "cr-only": lambda body: body.replace(b"\n", b"\r"),
+    "bom": lambda body: b"\xef\xbb\xbf" + body,
+    "drop-first": _without_first_line,
+    # Just under the 4 MiB cap, two million one-character lines: every one rejected.
+    "junk-lines": lambda body: b"x\n" * (2 * 1024 * 1024 - 1),
+}
+FAULTS = ("ok", "down", "http500", "slow", "huge", "hang", "no-uptime", "no-connected",
+          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429",
+          "redirect-away", "redirect-here", "reason-escapes", *BODY_FAULTS)
 # The reason phrase of the "reason-escapes" fault: 60 KB of terminal escapes (a window title,
 # a hyperlink, clear screen, a C1 CSI, U+202E's UTF-8 bytes, DEL), as a hostile router may send.
 HOSTILE_REASON = ((
@@ -340,10 +363,8 @@ def _handler_for(fleet: Fleet):
                 self._send_gzip_bomb()
                 return
             body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
-            if fault == "binary":
-                body = b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64
-            if fault == "garbage":
-                body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
+            if fault in BODY_FAULTS:
+                body = BODY_FAULTS[fault](body)
             if fault == "huge":
                 self._send_huge()
                 return

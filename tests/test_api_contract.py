@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# Schemathesis against a real server: the long tier.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("schemathesis", reason="schemathesis is a test dependency: pip install -e '.[test]'")
 
 # OpenAPI cannot say that `from` is a day or a month according to `granularity`,

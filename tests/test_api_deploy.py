@@ -18,6 +18,9 @@ import pytest
 import requests
 from conftest import REPO
 
+# Real nginx and systemd-analyze: the long tier.
+pytestmark = pytest.mark.slow
+
 UNIT = REPO / "deploy" / "gunicorn.service"
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")

@@ -50,8 +50,9 @@ def _missing_requirement() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing_requirement() is not None,
-                                reason=_missing_requirement() or "")
+# Other OS users, mount namespaces and a minute of load: the long tier.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(_missing_requirement() is not None, reason=_missing_requirement() or "")]
 
 
 def _ensure_accounts() -> None:

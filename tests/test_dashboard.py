@@ -29,6 +29,9 @@ from api.app import SECURITY_HEADERS
 from collector.report import human_bytes as human  # the binary units the page uses too
 from collector.simulate import Fleet
 
+# A real browser against a real gunicorn: the long tier (README, "Tests").
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "dashboard.png"
 # Everything Chromium would fetch from the internet by itself, switched off; names never

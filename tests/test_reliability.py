@@ -46,6 +46,7 @@ def everything_since(start: dict, end: dict) -> dict:
     return {k: (end[k][0] - start.get(k, (0, 0))[0], end[k][1] - start.get(k, (0, 0))[1]) for k in end}
 
 
+@pytest.mark.slow
 def test_crash_matrix_sigkill_at_every_stage_loses_and_doubles_nothing(fleet, data_dir, tmp_path):
     """120 SIGKILLs on a seeded schedule: at named points (after fetching, with the stats
     transaction written but not committed, between the two commits, ...) and at random
@@ -116,6 +117,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_path):
     fleet.add_router("good")
     fleet.join("good", "02:00:00:00:03:01")
@@ -194,6 +196,7 @@ def test_missing_database_beside_an_existing_one_is_refused(fleet, data_dir, tmp
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a tmpfs / switches user")
 
 
+@pytest.mark.slow
 @needs_root
 def test_data_directory_not_writable(fleet):
     # Outside pytest's private (0700) temporary tree, so that `nobody` can read the config.
@@ -217,6 +220,7 @@ def test_data_directory_not_writable(fleet):
 
 
 @needs_root
+@pytest.mark.slow
 def test_disk_full_fails_cleanly_and_the_next_run_counts_everything(fleet, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()

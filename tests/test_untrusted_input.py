@@ -26,7 +26,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from collector.config import ENDPOINTS
+from collector.endpoints import ENDPOINT_NAMES
 from collector.schema import sqlite_uri
 from collector.simulate import Fleet
 from collector.text import ERROR_LIMIT
@@ -79,7 +79,7 @@ def test_credentials_in_urls_are_never_printed_stored_or_served(fleet, data_dir,
         fleet.routers["away"].location = with_user_info(other.url, LOCATION_SECRET) + "/steal"
         document = fleet.config(SETTINGS)
         for router in document["routers"].values():
-            for endpoint in ENDPOINTS:
+            for endpoint in ENDPOINT_NAMES:
                 router[endpoint] = with_user_info(router[endpoint]) if router[endpoint] else ""
         document["routers"]["closed"] = {
             "ap_stats": with_user_info(f"http://127.0.0.1:{closed_port()}/cgi-bin/totalwifi.cgi")}
