@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from collector.periods import parse_month, period_for_label
 from collector.reads import ReadSettings, has_leases, hostname_of, iso
 from collector.schema import LEASES_DB, STATS_DB, WAN, has_table, schema_version
+from collector.text import log_safe
 
 
 def last_run(conn: sqlite3.Connection) -> dict | None:
@@ -241,7 +242,9 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
             e["ok"] = e["ok"] and ok
             e["endpoints"].append({
                 "endpoint": endpoint, "ok": ok, "last_ok_at": iso(ok_at, zone),
-                "last_attempt_at": iso(attempt_at, zone), "last_error": error or None,
+                # log_safe again: rows that older versions stored raw.
+                "last_attempt_at": iso(attempt_at, zone),
+                "last_error": log_safe(error) if error else None,
                 "last_error_at": iso(error_at, zone), "items": items, "rejected": rejected,
             })
     return [by_router[k] for k in sorted(by_router)]

@@ -84,6 +84,7 @@ def cli() -> None:
 def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bool, lock_wait: float) -> None:
     """Poll every configured router once and commit the deltas (for cron)."""
     from collector.run import run_once
+    from collector.text import LINE_LIMIT, log_safe
 
     config = _load_config(config_path)
     try:
@@ -95,10 +96,11 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
     # A dated first line: cron appends every run to one log file.
     stamp = datetime.fromtimestamp(result.started_at, config.settings.zone()).isoformat(timespec="seconds")
     click.echo(f"run-once {stamp}{' (dry run)' if dry_run else ''}", err=True)
+    # Router lines and notes quote what routers sent: escaped, as everything router-sent.
     for router in result.routers:
-        click.echo(router.line(), err=True)
+        click.echo(log_safe(router.line(), LINE_LIMIT), err=True)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(log_safe(f"note: {note}", LINE_LIMIT), err=True)
     if verbose or dry_run:
         for d in result.deltas:
             line = f"  {d.router} {d.device}: +{d.rx_bytes} rx +{d.tx_bytes} tx ({d.how})"

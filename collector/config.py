@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,31 @@ class Config:
     routers: tuple[Router, ...]
     # Unknown keys and the like: ignored, but probably typos, so the CLI prints them.
     warnings: tuple[str, ...] = ()
+
+
+def url_problem(url: str) -> str | None:
+    """What makes `url` unusable as an endpoint URL, or None.
+
+    Never quotes the URL: it may carry a password (`http://user:password@host/...`),
+    and where it does not parse, no one can say which part is the password.
+    """
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        return "not a valid URL: it contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        if str(e) == "Invalid IPv6 URL":
+            return "not a valid URL: unbalanced [ ] around an IPv6 address"
+        return "not a valid URL: its host is not valid"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL with a host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        return "not a valid URL: the port must be a number from 1 to 65535"
+    return None
 
 
 def load_zone(name: str) -> zoneinfo.ZoneInfo:
@@ -221,9 +247,9 @@ def _parse_router(
             continue  # the seed's convention: empty means "skip this endpoint"
         if not isinstance(url, str):
             raise _fail(path, f"{where}.{endpoint}", f"must be a URL string, got {json.dumps(url)}")
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise _fail(path, f"{where}.{endpoint}", f"not an http(s) URL: {url!r}")
+        problem = url_problem(url.strip())
+        if problem:
+            raise _fail(path, f"{where}.{endpoint}", problem)
         urls[endpoint] = url.strip()
     timeout = _number(path, f"{where}.timeout", doc.get("timeout", settings.timeout_seconds),
                       lo=0.1, hi=600)

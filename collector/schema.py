@@ -7,9 +7,9 @@ by the collector's storage and by every reader (report, the API).
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 STATS_DB = "network_stats.db"
 LEASES_DB = "dhcp_leases.db"
@@ -87,14 +87,16 @@ LEASES_STEPS = {1: _LEASES_V1, 2: _LEASES_V2}
 assert max(STATS_STEPS) == max(LEASES_STEPS) == SCHEMA_VERSION
 
 
-def sqlite_uri(path: Path | str, **params: str | int) -> str:
-    """A `file:` URI for path with query parameters (`mode="ro"`, `immutable=1`).
+def sqlite_uri(path: str | os.PathLike, **params: str | int) -> str:
+    """A `file:` URI naming exactly `path`, with query parameters (`mode="ro"`, `immutable=1`).
 
-    Every SQLite URI is built here. The path is percent-quoted: a `?`, `#` or `%` in a
-    directory's name must neither end the path nor change it (`d#x` would open `d`).
+    Every SQLite URI is built here. The path is made absolute and percent-encoded from
+    its bytes: a `?`, `#` or `%` in a directory's name must neither end the path nor
+    change it (`d#x` would open `d`), and a name that is not UTF-8 still names its file.
     """
-    query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items())
-    return f"file:{quote(str(path))}" + (f"?{query}" if query else "")
+    absolute = os.fsencode(os.path.abspath(path))
+    uri = "file://" + quote(absolute, safe="/")
+    return f"{uri}?{urlencode(params)}" if params else uri
 
 
 def has_table(conn: sqlite3.Connection, table: str, schema: str = "main") -> bool:

@@ -48,7 +48,13 @@ BODY_FAULTS = {
 }
 FAULTS = ("ok", "down", "http500", "slow", "huge", "hang", "no-uptime", "no-connected",
           "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429",
-          *BODY_FAULTS)
+          "redirect-away", "redirect-here", "reason-escapes", *BODY_FAULTS)
+# The reason phrase of the "reason-escapes" fault: 60 KB of terminal escapes (a window title,
+# a hyperlink, clear screen, a C1 CSI, U+202E's UTF-8 bytes, DEL), as a hostile router may send.
+HOSTILE_REASON = ((
+    "\x1b]0;pwned\x07\x1b]8;;http://127.0.0.1/x\x1b\\click\x1b]8;;\x1b\\\x1b[2J\x1b[H\x9b31m"
+    + "\u202e".encode().decode("latin-1") + "\x7f "
+) * 2000)[:60_000]
 
 
 @dataclass
@@ -75,6 +81,7 @@ class SimRouter:
     faults: dict[str, str] = field(default_factory=dict)  # endpoint -> fault mode
     delay: float = 0.0  # seconds added to every answer (latency)
     slow_seconds: float = 30.0  # how long the "slow" fault stalls
+    location: str = ""  # where the "redirect-away" fault sends the collector
 
 
 class Fleet:
@@ -336,8 +343,16 @@ def _handler_for(fleet: Fleet):
                 self._send(429, b"slow down\n")
                 return
             if fault == "redirect-loop":
-                self.send_response(302)
-                self.send_header("Location", self.path)
+                self._redirect(self.path)
+                return
+            if fault == "redirect-away":
+                self._redirect(router.location)
+                return
+            if fault == "redirect-here" and "?" not in self.path:
+                self._redirect(f"http://{self.headers['Host']}{self.path}?moved")  # absolute
+                return
+            if fault == "reason-escapes":
+                self.send_response(503, HOSTILE_REASON)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -372,6 +387,12 @@ def _handler_for(fleet: Fleet):
                 self.wfile.write(body)
             except OSError:
                 pass
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)

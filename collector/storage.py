@@ -46,8 +46,10 @@ from collector.schema import (
     schema_version,
     sqlite_uri,
 )
+from collector.text import log_safe
 
 RUNS_KEPT = 20000  # about a year of 30-minute runs
+
 
 @dataclass(frozen=True)
 class EndpointStatus:
@@ -418,7 +420,7 @@ def commit_stats(
                     "last_attempt_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
                     "DO UPDATE SET last_error = excluded.last_error, "
                     "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at",
-                    (s.router, s.endpoint, s.error, s.at, s.at),
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(

@@ -100,6 +100,7 @@ def truth_of(fleet: Fleet) -> dict[str, tuple[int, int]]:
 import hashlib  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
@@ -370,3 +371,49 @@ def as_user(user: str, group: str, stage: Path) -> list[str]:
         for name in sorted(names)) + f'mount --rbind "{stage}" "{closed}"; exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
             *setpriv, sys.executable]
+
+
+# --- Another loopback server, one no collector request may reach -----------------------------
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+@dataclass
+class Bystander:
+    """An HTTP server on another loopback address or port; `hits` lists the paths it served."""
+
+    url: str
+    hits: list[str]
+
+
+@contextmanager
+def bystander(host: str = "127.0.0.2"):
+    """Serve a valid wan_stats answer on host (a loopback address), recording every request.
+
+    A redirect target for the tests: were the collector to follow a router there, it
+    would get a good answer, so only the refusal can make the endpoint fail.
+    """
+    assert host.startswith("127."), "loopback only"
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            hits.append(self.path)
+            body = b"wan: 1 2\nuptime: 3\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer((host, 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Bystander(f"http://{host}:{server.server_address[1]}", hits)
+    finally:
+        server.shutdown()
+        server.server_close()
