@@ -187,7 +187,7 @@ def report(data_dir: str, period: str | None, as_json: bool) -> None:
               help="Collection rounds, 30 simulated minutes apart.")
 def demo(data_dir: str | None, rounds: int) -> None:
     """Collect from simulated routers on 127.0.0.1 and print the monthly table."""
-    from collector.demo import run_demo
+    from collector.sim.demo import run_demo
 
     sys.exit(run_demo(Path(data_dir) if data_dir else None, rounds, echo=click.echo))
 
@@ -208,7 +208,7 @@ def simulate(router_count, stations, port, write_config, latency, fault, seconds
     """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
     import json
 
-    from collector.simulate import build_fleet
+    from collector.sim.routers import build_fleet
 
     fleet = build_fleet(router_count, stations, real_time=True)
     for router in fleet.routers.values():

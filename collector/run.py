@@ -23,10 +23,10 @@ from collector.accounting import (
 from collector.config import Config
 from collector.endpoints import ENDPOINT_NAMES, ENDPOINTS
 from collector.errors import ClockError, ParseError
-from collector.faults import crash_point
 from collector.fetch import Fetched, fetch_all, requests_for
 from collector.parse import Lease
 from collector.schema import LEASES_DB, STATS_DB
+from collector.sim.faults import crash_point
 
 # The clock may be corrected by a second or two between runs without meaning anything.
 CLOCK_TOLERANCE_SECONDS = 5.0

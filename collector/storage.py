@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo
 
 from collector.accounting import Baseline, RouterState, UptimeMark, Usage
 from collector.errors import LockBusy, StorageError
-from collector.faults import crash_point
 from collector.parse import Lease
 from collector.periods import local_timestamp, period_containing, period_for_label
 from collector.schema import (
@@ -46,6 +45,7 @@ from collector.schema import (
     schema_version,
     sqlite_uri,
 )
+from collector.sim.faults import crash_point
 from collector.text import log_safe
 
 RUNS_KEPT = 20000  # about a year of 30-minute runs

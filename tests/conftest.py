@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
 
 REPO = Path(__file__).resolve().parent.parent
 # A fixed, ordinary moment in the middle of a billing period (UTC).
@@ -106,7 +106,7 @@ from contextlib import contextmanager  # noqa: E402
 
 import requests  # noqa: E402
 
-from collector.simulate import Fleet as _Fleet  # noqa: E402
+from collector.sim.routers import Fleet as _Fleet  # noqa: E402
 
 GUNICORN_START_SECONDS = 30
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
 
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
 
 OWNER = "nsc-owner"
 API_USER = "nsc-api"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, as_user, collect, run_cli, stored_usage, truth_of
 
-from collector.faults import POINTS
+from collector.sim.faults import POINTS
 
 SETTINGS = {"timezone": "UTC", "timeout_seconds": 2}
 KILLS = 120

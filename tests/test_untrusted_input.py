@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from collector.endpoints import ENDPOINT_NAMES
 from collector.schema import sqlite_uri
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
 from collector.text import ERROR_LIMIT
 
 SETTINGS = {"timezone": "UTC", "timeout_seconds": 2}

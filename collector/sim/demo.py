@@ -17,7 +17,7 @@ from collector.config import load_config
 from collector.report import render_usage
 from collector.run import run_once
 from collector.schema import WAN
-from collector.simulate import build_fleet
+from collector.sim.routers import build_fleet
 
 INTERVAL = 1800  # seconds between collection rounds, as in deploy/crontab
 
