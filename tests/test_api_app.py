@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import collect
 from flask import Flask
+from support import collect
 
 from api import queries
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, gunicorn_server
+from support import REPO, gunicorn_server
 from test_api_hardening import assert_json_error, assert_security_headers, raw_request
 
 # Real nginx and systemd-analyze: the long tier.

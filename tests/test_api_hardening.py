@@ -20,7 +20,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import LAPTOP, gunicorn_server
+from support import LAPTOP, gunicorn_server
 from werkzeug.http import http_date, parse_date
 
 from api.app import SECURITY_HEADERS, create_app

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
+from support import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
 
 from collector.sim.routers import Fleet
 

@@ -33,7 +33,7 @@ def test_the_api_imports_nothing_of_the_collectors_write_path():
     import subprocess
     import sys
 
-    from conftest import REPO
+    from support import REPO
 
     probe = ("import sys, api.app; api.app.create_app({'DATA_DIR': '/nonexistent'}); "
              "print(' '.join(m for m in sys.modules if m.startswith(('collector', 'requests', 'api'))))")

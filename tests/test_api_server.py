@@ -12,7 +12,7 @@ import sqlite3
 from datetime import date, timedelta
 
 import pytest
-from conftest import (
+from support import (
     LAPTOP,
     NONAME,
     SCENARIO_IPS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -13,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import (
+import requests
+from support import (
     REPO,
     collect,
     file_hashes,
@@ -437,12 +439,19 @@ def test_files_are_group_writable_for_the_api_user(fleet, data_dir, tmp_path):
 
 
 def test_console_script_and_module_agree():
+    """`netstat-collect` (the installed script) and `python -m collector` are one program."""
     script = Path(sys.executable).parent / "netstat-collect"
     assert script.exists(), f"{script} missing: install the project with pip first"
-    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0
-    for command in ("run-once", "demo", "simulate", "report"):
-        assert command in proc.stdout
+    for args in (["--help"], ["--version"], ["run-once", "--help"], ["report", "--period", "bad"]):
+        installed = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
+        module = subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True,
+                                text=True, timeout=60, cwd=REPO)
+        assert (installed.returncode, installed.stdout, installed.stderr) == (
+            module.returncode, module.stdout, module.stderr), args
+        if args == ["--help"]:
+            assert all(c in installed.stdout for c in ("run-once", "demo", "simulate", "report"))
+        if args[-1] == "bad":
+            assert installed.returncode == 2 and "--period" in installed.stderr
 
 
 def test_demo_matches_the_simulation(tmp_path):
@@ -469,10 +478,15 @@ def test_simulate_serves_on_loopback_and_stops_by_itself(tmp_path):
     result = run_cli("run-once", "--config", str(config), "--data-dir", str(tmp_path / "d"), "--dry-run")
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert '"routers"' in out  # it prints the config it serves
+    served = json.loads(out)  # it prints the config it serves: the one it wrote
+    assert served == json.loads(config.read_text())
     assert result.code == 0, result.stderr
     assert "router-1: ap_stats 3 stations; wan_stats ok" in result.stderr
     assert "ap-2: ap_stats 3 stations" in result.stderr
+    # Stopped by itself: nothing answers on its port any more.
+    url = served["routers"]["router-1"]["ap_stats"]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=5)
 
 
 def test_main_wan_is_the_sum_of_every_routers_wan(fleet, data_dir, tmp_path):

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ApiServer, collect, gunicorn_server, stored_usage
+from support import REPO, ApiServer, collect, gunicorn_server, stored_usage
 
 from api.app import SECURITY_HEADERS
 from collector.report import human_bytes as human  # the binary units the page uses too

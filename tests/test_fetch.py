@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import REPO, bystander
+from support import REPO, bystander
 
 from collector import fetch
 from collector.fetch import SIZE_CAP, Request, fetch_all

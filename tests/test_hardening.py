@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import REPO, collect, run_cli, stored_usage, truth_of
+from support import REPO, collect, run_cli, stored_usage, truth_of
 
 from collector import storage
 from collector.accounting import Usage

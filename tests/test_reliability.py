@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, as_user, collect, run_cli, stored_usage, truth_of
+from support import REPO, as_user, collect, run_cli, stored_usage, truth_of
 
 from collector.sim.faults import POINTS
 

@@ -21,9 +21,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from conftest import REPO, T0, bystander, collect, run_cli, stored_usage, write_config
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support import REPO, T0, bystander, collect, run_cli, stored_usage, write_config
 
 from api.app import create_app
 from collector.endpoints import ENDPOINT_NAMES
