@@ -442,7 +442,7 @@ def test_console_script_and_module_agree():
     """`netstat-collect` (the installed script) and `python -m collector` are one program."""
     script = Path(sys.executable).parent / "netstat-collect"
     assert script.exists(), f"{script} missing: install the project with pip first"
-    for args in (["--help"], ["--version"], ["run-once", "--help"], ["report", "--period", "bad"]):
+    for args in (["--help"], ["--version"], ["run-once", "--help"], ["run-once", "--no-such-option"]):
         installed = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
         module = subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True,
                                 text=True, timeout=60, cwd=REPO)
@@ -450,8 +450,8 @@ def test_console_script_and_module_agree():
             module.returncode, module.stdout, module.stderr), args
         if args == ["--help"]:
             assert all(c in installed.stdout for c in ("run-once", "demo", "simulate", "report"))
-        if args[-1] == "bad":
-            assert installed.returncode == 2 and "--period" in installed.stderr
+        if args[-1] == "--no-such-option":
+            assert installed.returncode == 2 and "--no-such-option" in installed.stderr
 
 
 def test_demo_matches_the_simulation(tmp_path):
