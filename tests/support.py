@@ -81,6 +81,27 @@ def collect(fleet: Fleet, config: Path, data_dir: Path, *extra: str) -> CliResul
                   now=fleet.now)
 
 
+def run_once_measured(config: Path, data_dir: Path, env: dict,
+                      timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
+    """`run-once` in a process of its own; (the finished process, its peak RSS in MB).
+
+    The peak is the collector's own (getrusage of that process at exit), not the test's.
+    """
+    rss_file = Path(data_dir).parent / f"maxrss-{os.getpid()}-{time.monotonic_ns()}"
+    wrapper = (
+        "import atexit, resource, sys\n"
+        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
+        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+        "from collector.cli import main\n"
+        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
+        f"'--data-dir', {str(data_dir)!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc, int(rss_file.read_text()) / 1024
+
+
 def stored_usage(data_dir: Path, period: str | None = None) -> dict[str, tuple[int, int]]:
     """device -> (rx, tx) summed over routers, straight from the database (one period or all)."""
     conn = sqlite3.connect(f"file:{data_dir / 'network_stats.db'}?mode=ro", uri=True)

@@ -7,13 +7,11 @@ Each test is the review's attack, run against the real CLI and simulated routers
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from support import REPO, collect, run_cli, stored_usage, truth_of
+from support import collect, run_cli, run_once_measured, stored_usage, truth_of
 
 from collector import storage
 from collector.accounting import Usage
@@ -195,22 +193,10 @@ def test_two_million_rejected_lines_cost_no_more_memory_than_the_cap(fleet, data
         fleet.join(key, f"02:00:00:00:0d:{i:02x}")
         fleet.set_fault(key, "junk-lines", ["ap_stats"])
     config = fleet.write_config(tmp_path / "routers.json", {"timezone": "UTC", "timeout_seconds": 30})
-    rss_file = tmp_path / "maxrss"
-    wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-        "from collector.cli import main\n"
-        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
-        f"'--data-dir', {str(data_dir)!r}]\n"
-        "main()\n"
-    )
     env = {"NETSTAT_NOW": repr(fleet.now), "TZ": "UTC", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc, maxrss_mb = run_once_measured(config, data_dir, env)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("unreadable answer: 2097151 line(s) rejected") == 3, proc.stderr
-    maxrss_mb = int(rss_file.read_text()) / 1024
     # Three answers at the 4 MiB cap, held as read: before, 1.13 GB. Seen: 64-65 MB on an idle
     # machine, 100 MB with the other core busy (fetch threads then spread their chunks over
     # more malloc arenas); the bound is far from both, and from the gigabyte it was.

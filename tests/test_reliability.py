@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import REPO, as_user, collect, run_cli, stored_usage, truth_of
+from support import REPO, as_user, collect, run_cli, run_once_measured, stored_usage, truth_of
 
 from collector.sim.faults import POINTS
 
@@ -133,20 +133,9 @@ def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_p
     document["routers"]["closed"] = {"ap_stats": f"http://127.0.0.1:{_closed_port()}/x"}
     config = tmp_path / "routers.json"
     config.write_text(json.dumps(document))
-    rss_file = tmp_path / "maxrss"
-    wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-        "from collector.cli import main\n"
-        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
-        f"'--data-dir', {str(data_dir)!r}]\n"
-        "main()\n"
-    )
     try:
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=cli_env(fleet.now),
-                              capture_output=True, text=True, timeout=60)
+        proc, maxrss_mb = run_once_measured(config, data_dir, cli_env(fleet.now), timeout=60)
         elapsed = time.monotonic() - started
     finally:
         hole.close()
@@ -172,7 +161,6 @@ def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_p
     # Bounded by one deadline (2 s, plus grace and start-up), not by the sum of the faults
     # (the hanging router alone would take 20 s).
     assert elapsed < 15, elapsed
-    maxrss_mb = int(rss_file.read_text()) / 1024
     assert maxrss_mb < 120, f"peak memory {maxrss_mb:.0f} MB with a gzip bomb and a huge body"
     assert set(stored_usage(data_dir)) >= {"02:00:00:00:03:01", "main_wan"}
     print(f"\nhostile routers: {len(expected) + 1} faults, run took {elapsed:.1f}s, "

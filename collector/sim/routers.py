@@ -194,6 +194,8 @@ class Fleet:
     def set_fault(self, router: str, mode: str, endpoints=tuple(PATHS)) -> None:
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULTS)}")
+        if mode == "gzip-bomb":
+            _gzip_bomb()  # made now, not while a collector with a deadline is waiting for it
         with self.lock:
             for endpoint in endpoints:
                 self.routers[router].faults[endpoint] = mode
