@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from collector.config import Config, url_problem
 from collector.endpoints import ENDPOINT_OF_SCRIPT, ENDPOINTS, SCRIPT_NAMES
-from collector.errors import ParseError
+from collector.errors import ConfigError, ParseError
 from collector.fetch import Fetched, Request, fetch_all, requests_for
 from collector.text import LINE_LIMIT, log_safe, redact
 
@@ -40,13 +40,14 @@ def _host_label(url: str) -> str:
 def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
     """One request per URL naming a script, three per URL naming a router (its cgi-bin).
 
-    ValueError for an unusable URL, naming it by its position: it may hold a password.
+    ConfigError (a usage error, exit 2) for an unusable URL, naming it by its position: it may
+    hold a password.
     """
     result = []
     for number, url in enumerate(urls, 1):
         problem = url_problem(url)
         if problem:
-            raise ValueError(f"URL {number}: {problem}")
+            raise ConfigError(f"URL {number}: {problem}")
         label = _host_label(url)
         script = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
         if script in ENDPOINT_OF_SCRIPT:

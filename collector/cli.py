@@ -135,8 +135,8 @@ def check_router(urls: tuple[str, ...], timeout: float) -> None:
 
     try:
         requests_ = requests_for_urls(list(urls), timeout)
-    except ValueError as e:
-        raise ExitError(str(e), EXIT_CONFIG) from None
+    except NetstatError as e:
+        raise ExitError.of(e) from None
     _print_checks(check(requests_))
 
 
