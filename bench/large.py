@@ -73,6 +73,7 @@ def bench_large(profile: Profile, fleets: tuple[tuple[int, int], ...], work: Pat
                 result.maxrss.add(run.maxrss)
                 result.server_cpu.add(cpu_after - cpu_before)
             result.fetch.add(fetch_only(fleet))
+            result.fetch_wide.add(fetch_only(fleet, workers=result.requests))
             for _ in range(max(1, profile.large_repeats // 2)):
                 fleet.advance()
                 result.phases.append(instrumented_run(fleet, data_dir, work, strace=False,
@@ -102,6 +103,7 @@ def section_large(profile: Profile, results: list[LargeResult]) -> tuple[Section
             fmt(r.first.wall if r.first else None), fmt(overhead.median), fmt(overhead.min),
             fmt(overhead.max), fmt(r.cpu.median), fmt(r.maxrss.median / MB, 1),
             fmt(r.maxrss.max / MB, 1), fmt(floor - profile.latency), fmt(r.fetch.median),
+            fmt(r.fetch_wide.median),
             fmt(r.server_cpu.median),
             f"{statistics.median(lo[0] for lo in x.loads):.2f}" if x.loads else "n/a",
         ])
@@ -109,6 +111,7 @@ def section_large(profile: Profile, results: list[LargeResult]) -> tuple[Section
              "overhead s (min)", "overhead s (max)", "CPU s user+sys (median)",
              "peak RSS MB (median)", "peak RSS MB (max)",
              f"fetch floor above latency s ({workers} workers)", "fetch alone s",
+             "fetch alone, a worker per request s",
              "fleet server CPU s/run", "load avg 1 min (median over runs)"], rows)
     s.table(["routers x stations"] + [f"{p} s" for p in PHASES],
             [[f"{x.routers:,} x {x.stations:,}"] + [fmt(v) for v in phase_medians(x.run).values()]
@@ -142,7 +145,10 @@ def section_large(profile: Profile, results: list[LargeResult]) -> tuple[Section
            "bench/launch.py), in MB (10^6 bytes, as the targets).")
     s.note(f"collector.fetch runs at most {workers} requests at once, so a fleet of N requests "
            f"needs ceil(N / {workers}) waves of the router latency: the 'fetch floor' column is "
-           "the part of the overhead that is this wave structure alone, whatever the CPU.")
+           "the part of the overhead that is this wave structure alone, whatever the CPU. 'Fetch "
+           "alone' is collector.fetch.fetch_all in the bench process, once with the collector's "
+           "limit and once with a thread per request (a what-if; the bench process raises its "
+           "own file limit as the collector does).")
     s.note("Phases from separate instrumented runs (bench/traced_cli.py), as in section 1. "
            "The curve holds the routers fixed and grows the stations: the marginal cost per "
            "station staying flat or falling means growth no worse than linear.")
