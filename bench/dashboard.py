@@ -138,12 +138,13 @@ def bench_big_api(profile: Profile, work: Path) -> BigApiResult:
 NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))"
 
 TABLE_DRAWN = """
-(n) => new Promise((resolve) => {
+([n, limit]) => new Promise((resolve, reject) => {
   const check = () => {
     const rows = document.querySelectorAll('#devices tbody tr[data-mac]').length;
     if (rows >= n) requestAnimationFrame(() => setTimeout(() => resolve({
       drawn: performance.now(), rows,
       ready: document.body.dataset.state === 'ready'}), 0));
+    else if (performance.now() > limit) reject(new Error(`${rows} rows after ${limit} ms`));
     else setTimeout(check, 5);
   };
   check();
@@ -213,7 +214,7 @@ def measure_dashboard(profile: Profile, url: str, devices: int) -> Browser:
                     page = context.new_page()
                     page.set_default_timeout(WAIT_MS)
                     page.goto(url, wait_until="commit")
-                    drawn = page.evaluate(TABLE_DRAWN, devices)
+                    drawn = page.evaluate(TABLE_DRAWN, [devices, WAIT_MS])
                     page.wait_for_function("document.body.dataset.state === 'ready'")
                     if attempt == 0:
                         continue
