@@ -292,8 +292,8 @@ def section_big_api(profile: Profile, result: BigApiResult) -> tuple[Section, di
            f"{DESKTOP['height']}; {profile.browser_repeats} page loads after a warm-up load, each "
            "in a new browser context. 'Drawn' is the frame after the last row is in the DOM. "
            "Keystroke times are measured in the page from setting the input's value to the "
-           "next frame (the dashboard re-filters and re-renders the whole table per input "
-           "event, as api/static/dashboard.js does). Scrolling: 90 frames, each scrolling the "
+           "next frame (per input event api/static/dashboard.js re-filters and re-sorts every "
+           "device and redraws the rows it shows). Scrolling: 90 frames, each scrolling the "
            "window further through the table.")
     verdict = {"lines": result.lines, "browser": b, "devices": h.devices}
     return s, verdict
