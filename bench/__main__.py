@@ -1,8 +1,11 @@
 """`python -m bench`: measure the collector and the API, print the table, write bench/RESULTS.md.
 
-    python -m bench                    # the full bench (about 10 minutes on 2 cores), writes bench/RESULTS.md
+    python -m bench                    # the full bench, writes bench/RESULTS.md: about 10 minutes
+                                       # on 2 cores for sections 1-6, 25 or more with 7 and 8
+                                       # (a year of history for 10,000 devices: 10 minutes at load 5)
     python -m bench --smoke --out F    # tiny sizes, a few seconds (the test suite runs this)
     python -m bench --only 4,5         # some sections only
+    python -m bench --fleet 1000x100   # section 7 (large fleets) for these fleets only
 
 Runs on 127.0.0.1 only, against simulated routers and temporary data directories.
 Needs strace for the sync counts (section 2) and uses wrk for section 6 when
@@ -11,6 +14,7 @@ installed (else a bounded Python client); both are skipped with a reason otherwi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -22,7 +26,9 @@ import click
 
 from bench.common import FULL, MIB, REPO, SMOKE, Profile, Section, fmt, log, machine, markdown_table
 
-SECTIONS = ("1", "2", "3", "4", "5", "6")
+SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8")
+# The smoke version (tests/test_bench_smoke.py) runs issue 6's sections unless told otherwise.
+SMOKE_SECTIONS = ("1", "2", "3", "4", "5", "6")
 TITLES = {
     "1": "run-once: wall time and CPU",
     "2": "Disk syncs and transactions per run",
@@ -30,6 +36,8 @@ TITLES = {
     "4": "Process start-up",
     "5": "Database growth over a year, and the API's queries at that size",
     "6": "API under load (gunicorn, sync workers)",
+    "7": "Large fleets (issue 15)",
+    "8": "The API and the dashboard at 10,000 devices (issue 15)",
 }
 MB = 1_000_000
 
@@ -38,14 +46,29 @@ MB = 1_000_000
 @click.option("--smoke", is_flag=True, help="Tiny sizes, a few seconds: checks the bench itself.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the markdown report here (default: bench/RESULTS.md, none with --smoke).")
-@click.option("--only", default=",".join(SECTIONS), show_default=True,
-              help="Comma-separated section numbers to run.")
+@click.option("--only", default=None,
+              help="Comma-separated section numbers to run (default: all; with --smoke 1-6; "
+                   "with --fleet 7).")
+@click.option("--fleet", "fleets", multiple=True, metavar="ROUTERSxSTATIONS",
+              help="Section 7 for this fleet (repeatable), e.g. --fleet 1000x100.")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where temporary fleets and databases go (default: a new temporary directory).")
 @click.option("--keep", is_flag=True, help="Keep the work directory (databases, logs).")
-def main(smoke: bool, out: Path | None, only: str, work_dir: Path | None, keep: bool) -> None:
-    """Benchmark netstat-collect on 127.0.0.1 and report against issue 6's targets."""
+def main(smoke: bool, out: Path | None, only: str | None, fleets: tuple[str, ...],
+         work_dir: Path | None, keep: bool) -> None:
+    """Benchmark netstat-collect on 127.0.0.1 and report against issues 6's and 15's targets."""
     profile = SMOKE if smoke else FULL
+    if fleets:
+        try:
+            sizes = tuple(tuple(int(n) for n in f.lower().split("x", 1)) for f in fleets)
+        except ValueError:
+            raise click.BadParameter("expected ROUTERSxSTATIONS, e.g. 1000x100",
+                                     param_hint="--fleet") from None
+        if any(len(size) != 2 or min(size) < 1 for size in sizes):
+            raise click.BadParameter("expected ROUTERSxSTATIONS, e.g. 1000x100", param_hint="--fleet")
+        profile = dataclasses.replace(profile, large_fleets=sizes)
+    if only is None:
+        only = "7" if fleets else ",".join(SMOKE_SECTIONS if smoke else SECTIONS)
     chosen = [s.strip() for s in only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
@@ -137,6 +160,25 @@ def run(profile: Profile, chosen: list[str], work: Path) -> tuple[str, list[str]
         sections["6"], verdicts["6"] = api_load.section_api(profile, loads, tool)
 
     attempt(["6"], load)
+
+    def large(numbers: list[str]) -> None:
+        from bench import large as large_fleets
+
+        results = large_fleets.bench_large(profile, profile.large_fleets, work)
+        sections["7"], verdicts["7"] = large_fleets.section_large(profile, results)
+
+    attempt(["7"], large)
+
+    def big_api(numbers: list[str]) -> None:
+        from bench import dashboard
+
+        problem = api_problem()
+        if problem:
+            raise RuntimeError(f"the API is not usable yet: {problem}")
+        result = dashboard.bench_big_api(profile, work)
+        sections["8"], verdicts["8"] = dashboard.section_big_api(profile, result)
+
+    attempt(["8"], big_api)
     return render(profile, info, sections, verdicts), failed
 
 
@@ -384,6 +426,19 @@ def render(profile: Profile, info: list[tuple[str, str]], sections: dict[str, Se
         lines += ["Why the missed targets are missed, and what would fix them:", ""]
         lines += [f"{i}. {text}" for i, text in enumerate(missed, start=1)]
         lines.append("")
+    if "7" in verdicts or "8" in verdicts:
+        from bench import targets15
+
+        rows = targets15.targets(profile, verdicts)
+        notes = [r[3] for r in rows if r[3]]
+        for r in rows:
+            r[3] = f"note 15.{notes.index(r[3]) + 1}" if r[3] else ""
+        lines += ["## Targets (issue 15)", "",
+                  markdown_table(["target", "measured", "verdict", "why"], rows), ""]
+        if notes:
+            lines += ["Where the time or memory goes where a target is missed:", ""]
+            lines += [f"15.{i}. {text}" for i, text in enumerate(notes, start=1)]
+            lines.append("")
     for number in SECTIONS:
         if number in sections:
             lines.append(sections[number].markdown())

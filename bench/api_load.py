@@ -55,13 +55,14 @@ class Load:
 
 
 class Gunicorn:
-    """`python -m gunicorn 'api.app:create_app()'` on a free port of 127.0.0.1."""
+    """`python -m gunicorn 'api.app:create_app()'` (or `app`) on a free port of 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, now: float, workers: int, work: Path):
+    def __init__(self, data_dir: Path, now: float, workers: int, work: Path,
+                 app: str | None = None):
         self.port = free_port()
         self.log_path = work / f"gunicorn-{workers}-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        argv = [sys.executable, "-m", "gunicorn", "api.app:create_app()",
+        argv = [sys.executable, "-m", "gunicorn", app or "api.app:create_app()",
                 "-b", f"{LOOPBACK}:{self.port}", "-w", str(workers), "--log-level", "warning",
                 "--graceful-timeout", "5"]
         env = clean_env(NETSTAT_DATA_DIR=str(data_dir), NETSTAT_NOW=repr(now))

@@ -51,6 +51,13 @@ class Profile:
     load_seconds: float  # per wrk measurement
     load_requests: int  # per Python-client measurement (bounded count)
     use_wrk: bool
+    # 7. large fleets (issue 15), measured repetitions of each
+    large_fleets: tuple[tuple[int, int], ...] = ()
+    large_repeats: int = 1
+    # 8. the API and the dashboard at many devices (issue 15)
+    big_devices: int = 10_000
+    big_days: int = 365
+    browser_repeats: int = 3
 
 
 FULL = Profile(
@@ -65,6 +72,10 @@ FULL = Profile(
     growth_devices=(50, 1000), growth_days=365, growth_exact_check=True, query_repeats=30,
     api_devices=(50, 1000, 5000), api_workers=(1, 2), load_seconds=4.0, load_requests=400,
     use_wrk=True,
+    # 50 x 200 again (target 2), 200 x 500, and 1,000 routers with 10, 50, 100 stations
+    # (the curve up to target 1's 100,000 stations)
+    large_fleets=((50, 200), (200, 500), (1000, 10), (1000, 50), (1000, 100)), large_repeats=5,
+    big_devices=10_000, big_days=365, browser_repeats=3,
 )
 
 SMOKE = Profile(
@@ -78,6 +89,8 @@ SMOKE = Profile(
     growth_devices=(5,), growth_days=3, growth_exact_check=True, query_repeats=3,
     api_devices=(5,), api_workers=(1,), load_seconds=1.0, load_requests=20,
     use_wrk=False,
+    large_fleets=((3, 5), (6, 5)), large_repeats=1,
+    big_devices=20, big_days=3, browser_repeats=1,
 )
 
 

@@ -21,6 +21,14 @@ server only sleeps its latency and sends bytes. The collector is what is measure
   cap-stations  ap_stats is exactly SIZE_CAP bytes of valid station lines (~77,000 stations)
   over-cap      the simulator's `huge` fault: a body with no length, far beyond the cap
 The process exits by itself after --max-seconds, whatever its parent does.
+
+`--leases-per-server` (default 40,000): build_fleet gives router-1 every lease of the
+fleet, and one lease line is ~75 bytes, so a DHCP answer for more than ~55,000
+devices is over the collector's 4 MiB cap and fails (measured: 100,000 leases are
+7.5 MB). Fleets larger than this many devices get more DHCP servers instead, as a
+network that size would have: the routers are cut into consecutive blocks, and
+the first router of each block serves the leases of the block's stations. Smaller
+fleets keep build_fleet's layout exactly.
 """
 
 from __future__ import annotations
@@ -73,9 +81,32 @@ def cap_stations_body(now: float, step: int) -> str:
     return body
 
 
+def split_leases(fleet: Fleet, stations: int, per_server: int) -> int:
+    """Spread router-1's leases over one DHCP server per block of routers; how many servers."""
+    routers = list(fleet.routers.values())
+    if len(routers) * stations <= per_server:
+        return 1
+    every = max(1, per_server // max(stations, 1))
+    leases = dict(routers[0].leases)
+    server = routers[0]
+    server.leases.clear()
+    servers = 0
+    for i, router in enumerate(routers):
+        if i % every == 0:
+            server = router
+            server.has_dhcp = True
+            servers += 1
+        for mac in router.stations:
+            server.leases[mac] = leases.pop(mac)
+    server.leases.update(leases)  # none are left, unless a device has no station
+    return servers
+
+
 class BenchFleet:
-    def __init__(self, routers: int, stations: int, latency: float, extra: str | None):
+    def __init__(self, routers: int, stations: int, latency: float, extra: str | None,
+                 leases_per_server: int = 40_000):
         self.fleet: Fleet = build_fleet(routers, stations, now=START, seed=6)
+        split_leases(self.fleet, stations, leases_per_server)
         self.extra = extra
         self.steps = 0
         if extra:
@@ -127,11 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", choices=EXTRAS)
     parser.add_argument("--timeout", type=float, default=10.0, help="timeout_seconds in the config")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--leases-per-server", type=int, default=40_000,
+                        help="at most this many leases per DHCP server (see above)")
     args = parser.parse_args(argv)
 
     # However this process is left behind, it goes away on its own.
     threading.Timer(args.max_seconds, os._exit, (0,)).start()
-    bench = BenchFleet(args.routers, args.stations, args.latency, args.extra)
+    bench = BenchFleet(args.routers, args.stations, args.latency, args.extra,
+                       args.leases_per_server)
     bench.fleet.start(0)
     bench.fleet.write_config(Path(args.config), {"timezone": "UTC", "timeout_seconds": args.timeout})
     print(f"ready {bench.fleet.now!r}", flush=True)

@@ -368,7 +368,7 @@ def _add_usage(conn: sqlite3.Connection, usage: list[Usage]) -> list[str]:
         "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (day, device, router) DO UPDATE SET "
         "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
-        [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in fits],
+        ((u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in fits),
     )
     return notes
 
@@ -392,13 +392,15 @@ def commit_stats(
         for label in sorted({u.period for u in update.usage}):
             _record_period(conn, label, zone, month_start_day)
         notes = _add_usage(conn, update.usage)
+        # Rows go to executemany as generators, not lists: at 100,000 devices each list
+        # of row tuples is ~10 MB on top of the run's peak (bench/RESULTS.md, section 7).
         for router, baselines in update.baselines.items():
             conn.execute("DELETE FROM baselines WHERE router = ?", (router,))
             conn.executemany(
                 "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at, connected_hint) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at, int(b.connected_hint))
-                 for d, b in baselines.items()],
+                ((router, d, b.rx_bytes, b.tx_bytes, b.sampled_at, int(b.connected_hint))
+                 for d, b in baselines.items()),
             )
         conn.executemany(
             "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
@@ -470,7 +472,7 @@ def _refresh_monthly_stats(conn: sqlite3.Connection, at: float, zone: ZoneInfo, 
     ).fetchall()
     conn.executemany(
         "INSERT INTO monthly_stats (id, rx_bytes, tx_bytes, timestamp) VALUES (?, ?, ?, ?)",
-        [(device, rx, tx, local_timestamp(seen, zone)) for device, rx, tx, seen in rows],
+        ((device, rx, tx, local_timestamp(seen, zone)) for device, rx, tx, seen in rows),
     )
 
 
@@ -490,7 +492,7 @@ def commit_leases(
             conn.executemany(
                 "INSERT OR REPLACE INTO dhcp_leases (mac_address, lease_end_time, ip_address, "
                 "hostname, client_id, timestamp, router) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(x.mac, x.expires_at, x.ip, x.hostname, x.client_id, stamp, router) for x in leases],
+                ((x.mac, x.expires_at, x.ip, x.hostname, x.client_id, stamp, router) for x in leases),
             )
             conn.executemany(
                 "INSERT INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
@@ -498,7 +500,7 @@ def commit_leases(
                 # A lease without a hostname keeps the name we knew.
                 "hostname = CASE WHEN excluded.hostname = '' THEN hostname ELSE excluded.hostname END, "
                 "ip = excluded.ip, client_id = excluded.client_id, last_seen = excluded.last_seen",
-                [(x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases],
+                ((x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases),
             )
         crash_point("leases-written")
     crash_point("leases-committed")
