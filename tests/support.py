@@ -449,16 +449,18 @@ class PrometheusServer:
     log: Path
     session: requests.Session
 
-    def query(self, expr: str) -> list[dict]:
-        r = self.session.get(self.url + "/api/v1/query", params={"query": expr}, timeout=30)
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """The result of /api/v1/query (at a given evaluation time, else now)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        r = self.session.get(self.url + "/api/v1/query", params=params, timeout=30)
         body = r.json()
         assert (r.status_code, body["status"]) == (200, "success"), (expr, body)
         return body["data"]["result"]
 
-    def values(self, expr: str, label: str | None = None) -> dict:
+    def values(self, expr: str, label: str | None = None, at: float | None = None) -> dict:
         """label value (or the whole label set as a sorted tuple) -> the sample's value as float."""
         result = {}
-        for item in self.query(expr):
+        for item in self.query(expr, at):
             key = (item["metric"].get(label) if label else
                    tuple(sorted(item["metric"].items())))
             result[key] = float(item["value"][1])
