@@ -17,6 +17,9 @@ end of its test. What is compared, and how exactly:
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import subprocess
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from support import (
+    REPO,
     T0,
     collect,
     gunicorn_server,
@@ -43,21 +47,39 @@ DECEMBER = datetime(2026, 12, 1, 0, 30, tzinfo=UTC).timestamp()
 WINDOW = "10m"  # longer than any test here runs, so a range covers every sample
 
 
-def site_config(target: str, site: str | None = None) -> str:
-    """One site's Prometheus: deploy/prometheus.yml's job, scraping every second."""
-    external = f"  external_labels:\n    site: {site}\n" if site else ""
-    return (f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{external}"
-            "scrape_configs:\n  - job_name: netstat\n    static_configs:\n"
-            f"      - targets: ['{target}']\n")
+def from_deploy(name: str, interval: str, targets: list[str], site: str | None = None) -> str:
+    """A file of deploy/ as shipped, with only what an administrator edits changed: the
+    targets and site name, and a scrape interval of a second or two for the test."""
+    text = (REPO / "deploy" / name).read_text()
+    text, n = re.subn(r"scrape_interval: \S+", f"scrape_interval: {interval}", text)
+    text, m = re.subn(r"scrape_timeout: \S+", f"scrape_timeout: {interval}", text)
+    text, t = re.subn(r"- targets: \[[^]]*\]", "- targets: [" + ", ".join(f"'{x}'" for x in targets)
+                      + "]", text)
+    assert (n, m, t) == (1, 1, 1), name
+    if site is not None:
+        text, k = re.subn(r"site: \S+", f"site: {site}", text)
+        assert k == 1
+    return text
+
+
+def site_config(target: str, site: str = "home") -> str:
+    """One site's Prometheus: deploy/prometheus.yml, scraping every second."""
+    return from_deploy("prometheus.yml", "1s", [target], site)
 
 
 def federation_config(targets: list[str]) -> str:
-    """The global Prometheus: every netstat_ series of each site, keeping the site's labels."""
-    listed = ", ".join(f"'{t}'" for t in targets)
-    return ("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-            "scrape_configs:\n  - job_name: federate\n    honor_labels: true\n"
-            "    metrics_path: /federate\n    params:\n      'match[]': ['{__name__=~\"netstat_.*\"}']\n"
-            f"    static_configs:\n      - targets: [{listed}]\n")
+    """The global Prometheus: deploy/prometheus-federate.yml, every 2 seconds."""
+    return from_deploy("prometheus-federate.yml", "2s", targets)
+
+
+def test_the_shipped_configurations_pass_promtool():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    files = [str(REPO / "deploy" / name) for name in ("prometheus.yml", "prometheus-federate.yml")]
+    proc = subprocess.run([promtool, "check", "config", *files], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def host_port(url: str) -> str:
