@@ -141,6 +141,18 @@ def test_head_has_no_body(api_server):
     assert (r.status_code, r.content, r.headers["Content-Type"]) == (200, b"", CONTENT_TYPE)
 
 
+def test_the_cap_is_exposed_when_set(fleet, tmp_path):
+    fleet.add_router("router-1")
+    config = fleet.write_config(tmp_path / "routers.json",
+                                settings={"timezone": "UTC", "monthly_cap_gib": 1000})
+    assert collect(fleet, config, tmp_path / "data").code == 0
+    client = create_app({"DATA_DIR": str(tmp_path / "data"), "NOW": fleet.now}).test_client()
+    parsed = samples(client.get("/metrics").get_data(as_text=True))
+    assert parsed[("netstat_period_cap_bytes", ())] == 1000 * 2**30
+    assert by_label(parsed, "netstat_wan_period_bytes", "direction") == {
+        ("download",): 0, ("upload",): 0}  # first contact: nothing counted yet
+
+
 # --- Bad input ----------------------------------------------------------------------------------
 
 
