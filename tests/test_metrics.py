@@ -7,6 +7,8 @@ current one. Prometheus itself scraping a gunicorn is in test_prometheus.py.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -226,3 +228,33 @@ def test_the_collector_never_imports_prometheus_client():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# --- The Grafana dashboard (its queries run against a real Prometheus in test_prometheus.py) ----
+
+
+def dashboard_targets() -> list[tuple[str, dict]]:
+    """(panel title, target) for every query of docs/grafana-dashboard.json."""
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    return [(panel["title"], target) for panel in dashboard["panels"]
+            for target in panel.get("targets", [])]
+
+
+def test_the_grafana_dashboard_is_importable_and_uses_our_metrics(api_server):
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    # Importable as is: Grafana asks for the Prometheus data source named by __inputs.
+    assert [(i["name"], i["type"], i["pluginId"]) for i in dashboard["__inputs"]] == [
+        ("DS_PROMETHEUS", "datasource", "prometheus")]
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert {p["datasource"]["uid"] for p in panels} == {"${DS_PROMETHEUS}"}
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    exprs = [t["expr"] for _, t in dashboard_targets()]
+    assert all(t["datasource"]["uid"] == "${DS_PROMETHEUS}" for _, t in dashboard_targets())
+    # Counters only ever through increase(); every name is one /metrics serves.
+    served = {k[0] for k in samples(api_server.get("/metrics").text)} | {"netstat_period_cap_bytes"}
+    used = {name for e in exprs for name in re.findall(r"netstat_[a-z_]+", e)}
+    assert used <= served, used - served
+    for e in exprs:
+        for counter in re.findall(r"netstat_[a-z_]+_total", e):
+            assert re.search(rf"increase\({counter}\b", e), e
+    assert {"netstat_wan_bytes_total", "netstat_device_bytes_total"} <= used

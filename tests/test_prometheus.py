@@ -35,6 +35,7 @@ from support import (
     stored_usage,
     truth_of,
 )
+from test_metrics import dashboard_targets
 
 from collector.sim.routers import Fleet
 
@@ -126,7 +127,8 @@ def test_prometheus_scrapes_exact_counters_across_a_reboot_and_a_month_change(tm
         fleet.join("router-1", LAPTOP, hostname="laptop", ip="10.0.0.11")
         fleet.join("router-1", PHONE, hostname="phone", ip="10.0.0.12")
         fleet.join("ap-2", TABLET)
-        config = fleet.write_config(tmp_path / "routers.json", settings={"timezone": "UTC"})
+        config = fleet.write_config(tmp_path / "routers.json",
+                                    settings={"timezone": "UTC", "monthly_cap_gib": 500})
         data_dir = tmp_path / "data"
         run(fleet, config, data_dir)  # first contact: baselines only
         fleet.transfer("router-1", LAPTOP, 1_000_000, 150_000_000, wan_router="router-1")
@@ -219,6 +221,22 @@ def test_prometheus_scrapes_exact_counters_across_a_reboot_and_a_month_change(tm
         # value now minus their value when the period started (here: before Prometheus ran,
         # so the gauge is the reference) is what /api/v1/usage says.
         assert usage["wan"]["download_bytes"] == after[("main_wan", "download")] - middle
+
+        assert prometheus.values("sum(netstat_period_cap_bytes)", at=at) == {(): 500 * 2**30}
+        assert usage["wan"]["cap_bytes"] == 500 * 2**30
+
+        # Every query of the Grafana dashboard runs and, but for "nothing is down", has data.
+        for title, target in dashboard_targets():
+            expr = (target["expr"].replace("$site", ".*").replace("$device", ".*")
+                    .replace("$__range", WINDOW))
+            result = prometheus.query(expr, at)
+            assert (result == []) == (title == "Endpoints down"), (title, expr, result)
+        top = prometheus.query(next(t["expr"] for title, t in dashboard_targets()
+                                    if title == "Top devices this period").replace("$site", ".*"), at)
+        # Prometheus drops a label whose value is empty: a device without a name has none.
+        assert [(r["metric"].get("hostname", ""), float(r["value"][1])) for r in top] == sorted(
+            [(c["hostname"] or "", float(c["total_bytes"])) for c in usage["clients"]],
+            key=lambda x: -x[1])
 
         # Health: every endpoint up, the reboot seen.
         assert set(prometheus.values("netstat_router_endpoint_up", at=at).values()) == {1.0}
