@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Blueprint, Response
 from prometheus_client.core import (
@@ -64,8 +64,8 @@ class Snapshot:
     wan_by_router: list[tuple[str, int, int]]  # WAN rx is the download
     current: list[tuple[str, int, int]]  # this period, main_wan included
     last_run: dict | None
-    endpoints: list[tuple] = field(default_factory=list)
-    boots: list[tuple[str, float]] = field(default_factory=list)
+    endpoints: list[tuple]  # (router, endpoint, last_ok_at, last_error_at, items, rejected)
+    boots: list[tuple[str, float]]  # (router, when it booted)
 
 
 def check_schema(conn: sqlite3.Connection) -> None:
@@ -140,13 +140,14 @@ class SnapshotCollector:
                                   labels=["direction"])
         by_router = CounterMetricFamily(_name("router_wan_bytes"), "Bytes through one router's WAN",
                                         labels=["router", "direction"])
-        down = up = 0
+        # The WAN's rx is the download; main_wan is the sum of every router's WAN.
+        download = upload = 0
         for router, rx, tx in s.wan_by_router:
             by_router.add_metric([router, "download"], rx)
             by_router.add_metric([router, "upload"], tx)
-            down, up = down + rx, up + tx
-        wan.add_metric(["download"], down)
-        wan.add_metric(["upload"], up)
+            download, upload = download + rx, upload + tx
+        wan.add_metric(["download"], download)
+        wan.add_metric(["upload"], upload)
         yield wan
         yield by_router
 
