@@ -11,10 +11,10 @@ between two collector runs costs a few stat() calls and one small query.
 Every byte counter is a sum over `usage_period`, which only ever grows: our counters
 never go down (router reboots, counter wrap and re-association are already accounted
 for), so `increase()` over any range is exact up to Prometheus's extrapolation.
-A device's series are exposed while it has traffic in the current or the previous
-billing period; that bounds the series count by the devices of two months, not every
-(randomised) MAC ever seen. A device that comes back later reappears with its
-all-time total, so `increase()` stays right across the gap.
+A device's series are exposed while the collector saw it (associated, traffic or not)
+in the current or the previous billing period: that bounds the series by the devices
+of two months, not by every (randomised) MAC ever seen. A device that comes back later
+reappears with its all-time total, so `increase()` stays right across the gap.
 
 When the statistics database is missing, unreadable, or not at this reader's schema
 version (the Go daemon's file before the first run, or a newer collector's), the

@@ -258,8 +258,8 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
 
 
 def device_totals(conn: sqlite3.Connection, active: tuple[str, ...]) -> list[tuple[str, int, int]]:
-    """(device, rx, tx) over every period and router, for the devices (WAN excluded) that have
-    traffic in one of the `active` period labels."""
+    """(device, rx, tx) over every period and router, for the devices (WAN excluded) with a
+    row in one of the `active` periods (the collector saw them then, with or without traffic)."""
     if not has_table(conn, "usage_period") or not active:
         return []
     marks = ", ".join("?" * len(active))

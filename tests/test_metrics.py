@@ -155,6 +155,64 @@ def test_the_cap_is_exposed_when_set(fleet, tmp_path):
         ("download",): 0, ("upload",): 0}  # first contact: nothing counted yet
 
 
+def test_a_device_on_two_access_points_is_one_series_summed(fleet, tmp_path):
+    fleet.add_router("router-1")
+    fleet.add_router("ap-2", wan=False, dhcp=False)
+    fleet.join("router-1", LAPTOP, hostname="laptop")
+    config = fleet.write_config(tmp_path / "routers.json", settings={"timezone": "UTC"})
+    data_dir = tmp_path / "data"
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.transfer("router-1", LAPTOP, 100, 1_000, wan_router="router-1")
+    fleet.advance(1800)
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.roam(LAPTOP, "router-1", "ap-2")
+    fleet.transfer("ap-2", LAPTOP, 20, 300, wan_router="router-1")
+    fleet.advance(1800)
+    assert collect(fleet, config, data_dir).code == 0
+    client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
+    parsed = samples(client.get("/metrics").get_data(as_text=True))
+    assert by_label(parsed, "netstat_device_bytes_total", "mac", "direction") == {
+        (LAPTOP, "upload"): 120, (LAPTOP, "download"): 1_300}
+    assert by_label(parsed, "netstat_device_period_bytes", "mac", "direction") == {
+        (LAPTOP, "upload"): 120, (LAPTOP, "download"): 1_300}
+    assert not any("router" in dict(k[1]) for k in parsed if k[0].startswith("netstat_device_"))
+
+
+def test_a_device_gone_for_a_period_leaves_and_comes_back_with_its_total(fleet, tmp_path):
+    """Series are bounded by the devices seen this period or the last; a device back after
+    that shows its all-time total again, so increase() across the gap stays right."""
+    fleet.add_router("router-1")
+    fleet.join("router-1", LAPTOP)
+    fleet.join("router-1", TABLET)
+    config = fleet.write_config(tmp_path / "routers.json", settings={"timezone": "UTC"})
+    data_dir = tmp_path / "data"
+
+    def scrape(at: float) -> dict:
+        client = create_app({"DATA_DIR": str(data_dir), "NOW": at}).test_client()
+        parsed = samples(client.get("/metrics").get_data(as_text=True))
+        return by_label(parsed, "netstat_device_bytes_total", "mac", "direction")
+
+    def run_at(when: datetime) -> None:
+        fleet.now = when.timestamp()
+        assert collect(fleet, config, data_dir).code == 0
+
+    run_at(datetime(2026, 11, 15, 12, tzinfo=UTC))  # the fleet's clock: T0
+    fleet.transfer("router-1", LAPTOP, 1, 10, wan_router="router-1")
+    fleet.transfer("router-1", TABLET, 2, 20, wan_router="router-1")
+    run_at(datetime(2026, 11, 16, tzinfo=UTC))
+    fleet.transfer("router-1", LAPTOP, 3, 30, wan_router="router-1")
+    fleet.leave("router-1", TABLET)  # gone: no longer seen from here on
+    run_at(datetime(2026, 12, 16, tzinfo=UTC))
+    assert set(scrape(fleet.now)) == {(m, d) for m in (LAPTOP, TABLET) for d in ("upload", "download")}
+    fleet.transfer("router-1", LAPTOP, 4, 40, wan_router="router-1")
+    run_at(datetime(2027, 1, 16, tzinfo=UTC))
+    assert scrape(fleet.now) == {(LAPTOP, "upload"): 8, (LAPTOP, "download"): 80}
+    fleet.join("router-1", TABLET)  # back: a new association counts from zero
+    fleet.transfer("router-1", TABLET, 5, 50, wan_router="router-1")
+    run_at(datetime(2027, 2, 16, tzinfo=UTC))
+    assert scrape(fleet.now)[(TABLET, "download")] == 70
+
+
 # --- Bad input ----------------------------------------------------------------------------------
 
 
