@@ -87,21 +87,22 @@ def run_once_measured(config: Path, data_dir: Path, env: dict,
                       timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
     """`run-once` in a process of its own; (the finished process, its peak RSS in MB).
 
-    The peak is the collector's own (getrusage of that process at exit), not the test's.
+    The peak is the collector's own, not the test's: Linux carries the spawning
+    process's high-water mark into a child's ru_maxrss, and this test process grows
+    over a session to more than a run's peak. So run-once is started by bench/launch.py,
+    a launcher of about 10 MB, which reports the kernel's wait4() accounting for it.
     """
-    rss_file = Path(data_dir).parent / f"maxrss-{os.getpid()}-{time.monotonic_ns()}"
-    wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-        "from collector.cli import main\n"
-        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
-        f"'--data-dir', {str(data_dir)!r}]\n"
-        "main()\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    return proc, int(rss_file.read_text()) / 1024
+    result = Path(data_dir).parent / f"launch-{os.getpid()}-{time.monotonic_ns()}.json"
+    argv = [sys.executable, "-c", "import sys; from collector.cli import main; sys.argv[0] = "
+            "'netstat-collect'; main()", "run-once", "--config", str(config),
+            "--data-dir", str(data_dir)]
+    launched = subprocess.run([sys.executable, "-S", str(REPO / "bench" / "launch.py"), str(result),
+                               *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    assert launched.returncode == 0, launched.stderr
+    accounted = json.loads(result.read_text())
+    proc = subprocess.CompletedProcess(argv, accounted["code"], launched.stdout, launched.stderr)
+    return proc, accounted["maxrss"] / 2**20
 
 
 def stored_usage(data_dir: Path, period: str | None = None) -> dict[str, tuple[int, int]]:
