@@ -107,9 +107,11 @@ def respond(
     compute: Callable[[], object],
     *,
     encode: Callable[[object], bytes] = encode_json,
+    content_type: str = JSON,
     not_before: float | None = None,
 ) -> Response:
-    """A JSON answer to a conditional GET, computed only when no equal answer is cached.
+    """An answer (JSON unless told) to a conditional GET, computed only when no equal answer
+    is cached.
 
     `params` are the resolved parameters (the period a default stands for, say),
     so a default that moves with the clock still names a different answer.
@@ -131,4 +133,4 @@ def respond(
     if body is None:
         body = encode(compute())
         cache.put(key, body)
-    return Response(body, status=200, headers=headers, content_type=JSON)
+    return Response(body, status=200, headers=headers, content_type=content_type)

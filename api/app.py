@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, PreconditionFailed
 
-from api import answers, compat, dashboard, db, hosts, v1
+from api import answers, compat, dashboard, db, hosts, metrics, v1
 from collector.config import DEFAULT_DATA_DIR
 from collector.errors import DataUnavailable
 
@@ -90,6 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1.root)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(metrics.bp)
     app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=dashboard.static_file)
     app.before_request(_only_our_hosts)
     # after_request functions run last-registered first: the headers go on the final answer.

@@ -241,6 +241,17 @@ def document() -> dict:
             ),
             "/api/v1/": _get("Links to everything here", _json(_ref("Index"), "Links"),
                              cached=False, reads_data=False, tags=["meta"]),
+            "/metrics": _get(
+                "Prometheus metrics: per device and WAN byte counters, the current period, "
+                "collector health (docs/api.md lists every metric)",
+                {"description": "Prometheus text exposition format 0.0.4",
+                 "content": {"text/plain": {"schema": {"type": "string"}}},
+                 "headers": _CACHE_HEADERS},
+                errors={"503": {"description": "A database is missing, unreadable or not migrated: "
+                                               "`netstat_up 0`, the reason in a comment",
+                                "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                reads_data=False, tags=["metrics"],
+            ),
             "/": _get(
                 "The dashboard: an HTML page whose script draws these answers",
                 {"description": "The page (its script and style are under /static/)",

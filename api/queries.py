@@ -215,6 +215,11 @@ def leases(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
     return result
 
 
+def endpoint_ok(ok_at: float | None, error_at: float | None) -> bool:
+    """The last attempt succeeded when no failure came after the last success."""
+    return ok_at is not None and (error_at is None or ok_at >= error_at)
+
+
 def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
     """Per router: its last uptime reading and, per endpoint, the last success and failure."""
     zone = settings.zone
@@ -236,8 +241,7 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
             "SELECT router, endpoint, last_ok_at, last_error, last_error_at, last_attempt_at, "
             "items, rejected FROM router_endpoints ORDER BY router, endpoint"
         ):
-            # The last attempt succeeded when no failure came after the last success.
-            ok = ok_at is not None and (error_at is None or ok_at >= error_at)
+            ok = endpoint_ok(ok_at, error_at)
             e = entry(router)
             e["ok"] = e["ok"] and ok
             e["endpoints"].append({
@@ -248,6 +252,61 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
                 "last_error_at": iso(error_at, zone), "items": items, "rejected": rejected,
             })
     return [by_router[k] for k in sorted(by_router)]
+
+
+# --- Totals for /metrics ---------------------------------------------------------------------
+
+
+def device_totals(conn: sqlite3.Connection, active: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """(device, rx, tx) over every period and router, for the devices (WAN excluded) with a
+    row in one of the `active` periods (the collector saw them then, with or without traffic)."""
+    if not has_table(conn, "usage_period") or not active:
+        return []
+    marks = ", ".join("?" * len(active))
+    return conn.execute(
+        "SELECT device, sum(rx_bytes), sum(tx_bytes) FROM usage_period "
+        f"WHERE device != ? AND device IN (SELECT device FROM usage_period WHERE period IN ({marks})) "
+        "GROUP BY device ORDER BY device",
+        (WAN, *active),
+    ).fetchall()
+
+
+def wan_totals(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """(router, rx, tx) of the WAN over every period, per router."""
+    if not has_table(conn, "usage_period"):
+        return []
+    return conn.execute(
+        "SELECT router, sum(rx_bytes), sum(tx_bytes) FROM usage_period WHERE device = ? "
+        "GROUP BY router ORDER BY router", (WAN,)
+    ).fetchall()
+
+
+def period_totals(conn: sqlite3.Connection, label: str) -> list[tuple[str, int, int]]:
+    """(device, rx, tx) of one period summed over routers, the WAN (main_wan) included."""
+    if not has_table(conn, "usage_period"):
+        return []
+    return conn.execute(
+        "SELECT device, sum(rx_bytes), sum(tx_bytes) FROM usage_period WHERE period = ? "
+        "GROUP BY device ORDER BY device", (label,)
+    ).fetchall()
+
+
+def endpoint_rows(conn: sqlite3.Connection) -> list[tuple]:
+    """(router, endpoint, last_ok_at, last_error_at, items, rejected) per router and endpoint."""
+    if not has_table(conn, "router_endpoints"):
+        return []
+    return conn.execute(
+        "SELECT router, endpoint, last_ok_at, last_error_at, items, rejected FROM router_endpoints "
+        "ORDER BY router, endpoint"
+    ).fetchall()
+
+
+def boot_times(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    """(router, when it booted, from its last uptime reading)."""
+    if not has_table(conn, "router_uptime"):
+        return []
+    return conn.execute(
+        "SELECT router, sampled_at - uptime_seconds FROM router_uptime ORDER BY router").fetchall()
 
 
 # --- The seed's tables, as api.php read them ----------------------------------------------------

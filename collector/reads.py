@@ -142,8 +142,9 @@ def resolve_period(settings: ReadSettings, label: str | None, now: float) -> Per
     return period_for_label(label, settings.zone, settings.month_start_day)
 
 
-def _names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
-    """mac -> (hostname, ip): the current lease first, else the last name remembered."""
+def device_names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    """mac -> (hostname, ip): the current lease first, else the last name remembered
+    (hostnames as shown: empty for none). Used by usage() and the API's /metrics."""
     if not has_leases(conn):
         return {}
     names: dict[str, tuple[str, str]] = {}
@@ -173,7 +174,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
         "FROM usage_period WHERE period = ? GROUP BY device",
         (period.label,),
     ).fetchall() if has_table(conn, "usage_period") else []
-    names = _names(conn)
+    names = device_names(conn)
     wan = {"rx_bytes": 0, "tx_bytes": 0}
     clients = []
     for device, rx, tx, seen, routers in rows:

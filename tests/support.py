@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -85,21 +87,22 @@ def run_once_measured(config: Path, data_dir: Path, env: dict,
                       timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
     """`run-once` in a process of its own; (the finished process, its peak RSS in MB).
 
-    The peak is the collector's own (getrusage of that process at exit), not the test's.
+    The peak is the collector's own, not the test's: Linux carries the spawning
+    process's high-water mark into a child's ru_maxrss, and this test process grows
+    over a session to more than a run's peak. So run-once is started by bench/launch.py,
+    a launcher of about 10 MB, which reports the kernel's wait4() accounting for it.
     """
-    rss_file = Path(data_dir).parent / f"maxrss-{os.getpid()}-{time.monotonic_ns()}"
-    wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-        "from collector.cli import main\n"
-        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
-        f"'--data-dir', {str(data_dir)!r}]\n"
-        "main()\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    return proc, int(rss_file.read_text()) / 1024
+    result = Path(data_dir).parent / f"launch-{os.getpid()}-{time.monotonic_ns()}.json"
+    argv = [sys.executable, "-c", "import sys; from collector.cli import main; sys.argv[0] = "
+            "'netstat-collect'; main()", "run-once", "--config", str(config),
+            "--data-dir", str(data_dir)]
+    launched = subprocess.run([sys.executable, "-S", str(REPO / "bench" / "launch.py"), str(result),
+                               *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    assert launched.returncode == 0, launched.stderr
+    accounted = json.loads(result.read_text())
+    proc = subprocess.CompletedProcess(argv, accounted["code"], launched.stdout, launched.stderr)
+    return proc, accounted["maxrss"] / 2**20
 
 
 def stored_usage(data_dir: Path, period: str | None = None) -> dict[str, tuple[int, int]]:
@@ -431,3 +434,113 @@ def bystander(host: str = "127.0.0.2"):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- A real Prometheus (Debian's `prometheus`) on 127.0.0.1 ---------------------------------
+
+PROMETHEUS_START_SECONDS = 60
+
+
+@dataclass
+class PrometheusServer:
+    """A running Prometheus; `query` asks its HTTP API for an instant vector or scalar."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    session: requests.Session
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """The result of /api/v1/query (at a given evaluation time, else now)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        r = self.session.get(self.url + "/api/v1/query", params=params, timeout=30)
+        body = r.json()
+        assert (r.status_code, body["status"]) == (200, "success"), (expr, body)
+        return body["data"]["result"]
+
+    def values(self, expr: str, label: str | None = None, at: float | None = None) -> dict:
+        """label value (or the whole label set as a sorted tuple) -> the sample's value as float."""
+        result = {}
+        for item in self.query(expr, at):
+            key = (item["metric"].get(label) if label else
+                   tuple(sorted(item["metric"].items())))
+            result[key] = float(item["value"][1])
+        return result
+
+    def wait_for(self, expr: str, expected, *, label: str | None = None, timeout: float = 60) -> dict:
+        """Poll until values(expr, label) == expected; the last values otherwise (to assert on)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.values(expr, label)
+            if got == expected or time.monotonic() > deadline:
+                return got
+            time.sleep(0.2)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on right now (Prometheus cannot listen on port 0 and report it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def prometheus_server(work: Path, config: str, *, attempts: int = 5):
+    """Debian's `prometheus` with `config` (YAML text), its own TSDB under `work`, on 127.0.0.1.
+
+    The port is picked free and Prometheus started on it, again on another port when
+    something took it in between. Stopped with SIGTERM (then SIGKILL) at the end.
+    """
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Debian's prometheus is not installed (apt-get install prometheus)")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "prometheus.yml").write_text(config)
+    session = requests.Session()
+    session.trust_env = False  # loopback only, never a proxy
+    process = None
+    try:
+        for attempt in range(attempts):
+            port = free_loopback_port()
+            log = work / f"prometheus-{attempt}.log"
+            with open(log, "wb") as sink:
+                process = subprocess.Popen(
+                    [binary, f"--config.file={work / 'prometheus.yml'}",
+                     f"--storage.tsdb.path={work / f'tsdb-{attempt}'}",
+                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                    stdout=sink, stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + PROMETHEUS_START_SECONDS
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    if session.get(url + "/-/ready", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                time.sleep(0.1)
+            if process.poll() is None and time.monotonic() < deadline:
+                break
+            text = log.read_text(errors="replace")
+            _stop_group(process)
+            if "address already in use" not in text:
+                raise RuntimeError(f"prometheus did not start:\n{text}")
+        else:
+            raise RuntimeError(f"prometheus found no free port in {attempts} attempts")
+        yield PrometheusServer(url, process, log, session)
+    finally:
+        session.close()
+        if process is not None:
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)

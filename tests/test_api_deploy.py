@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,12 +107,14 @@ def _nginx_binary() -> str:
 
 
 @contextmanager
-def nginx_in_front(upstream: str, base: Path, docroot: Path | None = None):
+def nginx_in_front(upstream: str, base: Path, docroot: Path | None = None,
+                   edit: Callable[[str], str] | None = None):
     """The real nginx, with deploy/nginx.conf as it is, in front of `upstream` (host:port).
 
     Only the addresses change: every server listens on one free loopback port instead
     of port 80 (no IPv6), and the upstream is the given one. `docroot`, when given,
     becomes the document root, to show that files there are refused all the same.
+    `edit`, when given, changes the site's text first (as an administrator edits it).
     Yields (base URL, session).
     """
     binary = _nginx_binary()
@@ -119,6 +122,8 @@ def nginx_in_front(upstream: str, base: Path, docroot: Path | None = None):
     for _attempt in range(3):
         port = _free_port()
         conf = NGINX_CONF.read_text().replace("server 127.0.0.1:8081;", f"server {upstream};")
+        if edit is not None:
+            conf = edit(conf)
         conf = re.sub(r"\n *listen \[::\]:80\b[^;]*;", "", conf)
         root = f"\n    root {docroot};" if docroot else ""
         conf, listens = re.subn(r"listen 80\b([^;]*);", rf"listen 127.0.0.1:{port}\1;{root}", conf)
@@ -197,6 +202,30 @@ def test_nginx_passes_conditional_requests(nginx):
     again = session.get(base + "/api/v1/leases", headers={"If-None-Match": first.headers["ETag"]},
                         timeout=30)
     assert again.status_code == 304
+
+
+def test_nginx_serves_metrics_to_the_allowed_addresses(nginx, api_server):
+    base, session = nginx
+    through = session.get(base + "/metrics", timeout=30)
+    direct = api_server.get("/metrics")
+    assert (through.status_code, through.headers["Content-Type"], through.content) == (
+        200, direct.headers["Content-Type"], direct.content)
+
+
+def test_nginx_refuses_metrics_to_other_addresses(api_server, tmp_path):
+    """With 127.0.0.1 no longer allowed (as on a board that allows only its Prometheus host),
+    this client gets nginx's JSON 403; the rest of the API is unchanged."""
+    def without_loopback(conf: str) -> str:
+        assert conf.count("        allow 127.0.0.1;\n") == 1
+        return conf.replace("        allow 127.0.0.1;\n", "")
+
+    with nginx_in_front(api_server.url.removeprefix("http://"), tmp_path / "nginx",
+                        edit=without_loopback) as (base, session):
+        refused = session.get(base + "/metrics", timeout=30)
+        assert session.get(base + "/api/v1/usage", timeout=30).status_code == 200
+    assert (refused.status_code, refused.json()) == (403, {"error": "forbidden", "status": 403})
+    assert_security_headers(refused.headers, "/metrics refused")
+    assert b"netstat_" not in refused.content
 
 
 @pytest.mark.parametrize("path", ["/network_stats.db", "/network_stats.db-wal", "/NETWORK_STATS.DB",

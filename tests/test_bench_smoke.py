@@ -25,6 +25,7 @@ SECTIONS = {
     "4": "Process start-up",
     "5": "Database growth over a year",
     "6": "API under load",
+    "9": "/metrics as Prometheus scrapes it",
 }
 # "0.123", "1,234", "2.85x", "0.10 (0.09)": a measured value.
 NUMBER = re.compile(r"^\d[\d,]*(\.\d+)?x?( \(\d[\d,]*(\.\d+)?\))?$")
