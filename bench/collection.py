@@ -126,7 +126,7 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
     import time
 
     from collector.config import load_config
-    from collector.fetch import requests_for
+    from collector.sources import requests_for
 
     requests_ = requests_for(load_config(fleet.config).routers)
     saved = fetch.MAX_WORKERS
@@ -145,7 +145,7 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
 
 def request_count(fleet: FleetProcess) -> int:
     from collector.config import load_config
-    from collector.fetch import requests_for
+    from collector.sources import requests_for
 
     return len(requests_for(load_config(fleet.config).routers))
 

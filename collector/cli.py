@@ -125,29 +125,37 @@ def _print_checks(checks) -> None:
 @cli.command("check-router")
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True)
-def check_router(urls: tuple[str, ...], timeout: float) -> None:
+@click.option("--username", default="", help="ubus: the rpcd login.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="ubus: the file holding the login's password.")
+@click.option("--wan-device", default="", help="ubus, prometheus: the WAN device (ubus finds it itself).")
+def check_router(urls: tuple[str, ...], timeout: float, username: str, password_file: str | None,
+                 wan_device: str) -> None:
     """Fetch a router's endpoints once and validate them; writes nothing.
 
-    A URL naming totalwifi.cgi, wan.cgi or dhcp.cgi checks that endpoint; any other
-    URL is taken as the router's address and all three /cgi-bin/ scripts are checked.
+    A URL naming totalwifi.cgi, wan.cgi or dhcp.cgi checks that endpoint; a URL ending in
+    /ubus reads the router through ubus (with --username and --password-file); one ending
+    in /metrics reads prometheus-node-exporter-lua; any other URL is taken as the router's
+    address and all three /cgi-bin/ scripts are checked.
     """
-    from collector.check import check, requests_for_urls
+    from collector.check import check, routers_for_urls
 
     try:
-        requests_ = requests_for_urls(list(urls), timeout)
+        routers = routers_for_urls(list(urls), timeout, username=username,
+                                   password_file=password_file, wan_device=wan_device)
     except NetstatError as e:
         raise ExitError.of(e) from None
-    _print_checks(check(requests_))
+    _print_checks(check(routers))
 
 
 @cli.command("check-config")
 @config_option
 def check_config(config_path: str) -> None:
     """Validate the configuration and every endpoint in it once; writes nothing."""
-    from collector.check import check, requests_for_config
+    from collector.check import check, routers_for_config
 
     config = _load_config(config_path)
-    _print_checks(check(requests_for_config(config)))
+    _print_checks(check(routers_for_config(config)))
 
 
 @cli.command()
