@@ -212,7 +212,10 @@ def demo(data_dir: str | None, rounds: int) -> None:
 @click.option("--fault", multiple=True, metavar="ROUTER=MODE",
               help="Make a router misbehave: down, http500, slow, huge, garbage, hang, no-uptime.")
 @click.option("--seconds", type=float, default=0, help="Stop after this long (default: run until Ctrl-C).")
-def simulate(router_count, stations, port, write_config, latency, fault, seconds) -> None:
+@click.option("--source", type=click.Choice(["cgi", "ubus", "prometheus"]), default="cgi",
+              show_default=True, help="How the written configuration reads the routers: our CGI "
+              "scripts, ubus (/ubus) or prometheus-node-exporter-lua (/metrics); all are served.")
+def simulate(router_count, stations, port, write_config, latency, fault, seconds, source) -> None:
     """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
     import json
 
@@ -235,9 +238,9 @@ def simulate(router_count, stations, port, write_config, latency, fault, seconds
     except OSError as e:
         raise ExitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}", EXIT_CONFIG) from None
     if write_config:
-        fleet.write_config(Path(write_config))
+        fleet.write_config(Path(write_config), source=source)
         click.echo(f"wrote {write_config}", err=True)
-    click.echo(json.dumps(fleet.config(), indent=2))
+    click.echo(json.dumps(fleet.config(source=source), indent=2))
     click.echo("serving on 127.0.0.1; Ctrl-C to stop", err=True)
     wan_router = next(iter(fleet.routers))
     stop_at = time.monotonic() + seconds if seconds else None

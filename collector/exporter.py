@@ -44,7 +44,9 @@ WAN_RX = "node_network_receive_bytes_total"
 WAN_TX = "node_network_transmit_bytes_total"
 TIME = "node_time_seconds"
 BOOT_TIME = "node_boot_time_seconds"
-WANTED = frozenset((*STATION_METRICS, WAN_RX, WAN_TX, TIME, BOOT_TIME))
+# The exporter's own report per collector run: 1, or 0 when the collector raised an error.
+SUCCESS = "node_scrape_collector_success"
+WANTED = frozenset((*STATION_METRICS, WAN_RX, WAN_TX, TIME, BOOT_TIME, SUCCESS))
 # The wifi_stations collector: stations, but no byte counters (iwinfo's Lua binding never sets
 # them on current OpenWrt).
 WIFI_STATIONS_PREFIX = "wifi_station"
@@ -63,6 +65,7 @@ class Metrics:
     devices: dict[str, dict[str, int]] = field(default_factory=dict)  # netdev device -> metric
     clock: dict[str, float] = field(default_factory=dict)  # node_time_seconds, node_boot_...
     typed: set[str] = field(default_factory=set)  # metrics with a # TYPE line
+    succeeded: dict[str, bool] = field(default_factory=dict)  # collector -> it ran without error
     wifi_stations_only_seen: bool = False
     station_lines: Parsed = field(default_factory=Parsed)  # rejected hostapd lines
     wan_lines: Parsed = field(default_factory=Parsed)  # rejected netdev and time lines
@@ -133,6 +136,9 @@ def parse_metrics(body: Body) -> Metrics:
             continue
         if station_metric:
             _station_line(metrics, number, line, name, labels, value)
+        elif name == SUCCESS:
+            if labels.get("collector"):
+                metrics.succeeded[labels["collector"]] = value == 1
         elif name in (WAN_RX, WAN_TX):
             device, counter = labels.get("device"), _counter(value)
             if not device or counter is None:
@@ -178,6 +184,9 @@ def stations_of(metrics: Metrics) -> Parsed[StationSample]:
     connected seconds (its current association) is kept, as for ubus.
     """
     parsed: Parsed[StationSample] = metrics.station_lines
+    if metrics.succeeded.get("hostapd_stations") is False:
+        raise ParseError("the hostapd_stations collector failed on the router "
+                         "(node_scrape_collector_success 0): is hostapd running with its ubus object?")
     if not metrics.stations and not (metrics.typed & set(STATION_METRICS)):
         if metrics.wifi_stations_only_seen:
             raise ParseError("only the wifi_stations collector answered, which has no byte counters: "
@@ -210,6 +219,8 @@ def _omitted_zero(metrics: Metrics, values: dict[str, int], name: str) -> int | 
 def wan_of(metrics: Metrics, device: str) -> Parsed[WanSample]:
     """The WAN device's counters, and the uptime from node_time_seconds - node_boot_time_seconds."""
     parsed: Parsed[WanSample] = metrics.wan_lines
+    if metrics.succeeded.get("netdev") is False:
+        raise ParseError("the netdev collector failed on the router (node_scrape_collector_success 0)")
     values = metrics.devices.get(device)
     if values is None:
         known = ", ".join(sorted(metrics.devices)[:8]) or "none"

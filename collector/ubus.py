@@ -186,6 +186,11 @@ def _calls(post: Post, plan: Plan, replies: Replies, session: list[str],
         session[0] = login(post, plan)
         replies.logins += 1
         outcome = _batch(post, session[0], wanted)
+    if replies.logins >= 2:
+        # uhttpd answers -32002 both for an expired session and for a call the login's ACL
+        # does not grant; after a fresh login only the second remains.
+        outcome = [Reply(None, f"access denied (-32002) even after a fresh login: {PERMISSION_FIX}")
+                   if _expired(r) else r for r in outcome]
     replies.calls.update(zip(keys, outcome, strict=True))
 
 
