@@ -192,7 +192,8 @@ def stations_of(metrics: Metrics) -> Parsed[StationSample]:
             raise ParseError("only the wifi_stations collector answered, which has no byte counters: "
                              "install prometheus-node-exporter-lua-hostapd_stations")
         raise ParseError("no hostapd_stations collector in the answer: install "
-                         "prometheus-node-exporter-lua-hostapd_stations")
+                         "prometheus-node-exporter-lua-hostapd_stations (wifi_stations has no byte "
+                         "counters)")
     kept: dict[str, StationSample] = {}
     for (_vif, mac), values in metrics.stations.items():
         rx, tx, connected = (_omitted_zero(metrics, values, name) for name in STATION_METRICS)

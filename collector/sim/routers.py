@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import threading
 import time
 import zlib
@@ -281,10 +282,17 @@ class Fleet:
     def url(self, router: str, endpoint: str) -> str:
         assert self._server is not None, "call start() first"
         port = self._server.server_address[1]
-        return f"http://{LOOPBACK}:{port}/r{self.routers[router].index}/{ALL_PATHS[endpoint]}"
+        return f"{self._scheme}://{LOOPBACK}:{port}/r{self.routers[router].index}/{ALL_PATHS[endpoint]}"
 
-    def start(self, port: int = 0) -> Fleet:
+    def start(self, port: int = 0, tls: tuple[str, str] | None = None) -> Fleet:
+        """Serve on 127.0.0.1; with tls (certificate file, key file) over HTTPS, as uhttpd can."""
         self._server = _Server((LOOPBACK, port), _handler_for(self))
+        self._scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -29,7 +29,7 @@ STATUS_NOT_FOUND = 4
 
 # Faults of the "ubus" endpoint, beyond the HTTP ones every endpoint has.
 FAULTS = (
-    "ubus-expire",  # every other session is expired by its first call: log in again and retry
+    "ubus-expire",  # a session expires before its first call; the next login's does not
     "ubus-acl",  # the login's ACL grants no iwinfo call: -32002 even after a fresh login
     "ubus-no-luci",  # rpcd-mod-luci not installed: luci-rpc is -32000
     "ubus-stale",  # a station is also listed on the other radio, left over while it moved
@@ -52,7 +52,7 @@ class UbusSim:
     def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.sessions: dict[str, tuple[str, str, float]] = {}  # id -> router, user, expires
-        self.logins: dict[str, int] = {}  # router -> logins so far
+        self.doomed: dict[str, bool] = {}  # router -> its last session was made expired
 
     def answer(self, router: SimRouter, raw: bytes) -> bytes:
         try:
@@ -81,9 +81,9 @@ class UbusSim:
         if (obj, method) == ("session", "login"):
             if args.get("username") != USERNAME or args.get("password") != router.ubus_password:
                 return [STATUS_PERMISSION_DENIED]
-            self.logins[router.key] = self.logins.get(router.key, 0) + 1
             sid = secrets.token_hex(16)
-            expired = fault == "ubus-expire" and self.logins[router.key] % 2 == 1
+            expired = fault == "ubus-expire" and not self.doomed.get(router.key, False)
+            self.doomed[router.key] = expired
             expires = fleet.now - 1 if expired else fleet.now + SESSION_SECONDS
             self.sessions[sid] = (router.key, USERNAME, expires)
             return [0, {"ubus_rpc_session": sid, "timeout": SESSION_SECONDS, "expires": SESSION_SECONDS,
@@ -130,7 +130,7 @@ def _assoclist(fleet: Fleet, router: SimRouter, args: dict):
     if fault == "ubus-stale" and stations and radio_of(stations[0].mac) != device:
         # Left over on the radio it moved from: older, with the counters of that association.
         results.append(_entry(router, stations[0].mac, 1, 1, int(now - stations[0].associated_at) + 600))
-    if fault == "ubus-bad-entry" and results:
+    if fault == "ubus-bad-entry" and results and device == RADIOS[0]:
         results[0] = {**results[0], "rx": {"packets": 1}}
     return [0, {"results": results}]
 
