@@ -43,8 +43,8 @@ class FleetProcess:
     """A bench.fleet_server child: routers on 127.0.0.1, driven over its stdin."""
 
     def __init__(self, work: Path, routers: int, stations: int, latency: float,
-                 extra: str | None = None, timeout: float = 10.0):
-        name = f"fleet-{routers}x{stations}" + (f"-{extra}" if extra else "")
+                 extra: str | None = None, timeout: float = 10.0, source: str = "cgi"):
+        name = f"fleet-{routers}x{stations}-{source}" + (f"-{extra}" if extra else "")
         self.config = work / f"{name}.json"
         self.log_path = work / f"{name}.log"
         argv = [sys.executable, "-m", "bench.fleet_server", "--routers", str(routers),
@@ -52,6 +52,7 @@ class FleetProcess:
                 "--config", str(self.config), "--timeout", repr(timeout)]
         if extra:
             argv += ["--extra", extra]
+        argv += ["--source", source]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, text=True, cwd=REPO, env=clean_env())

@@ -31,6 +31,7 @@ import sys
 import threading
 from pathlib import Path
 
+from collector import exporter
 from collector.fetch import SIZE_CAP
 from collector.sim.routers import Fleet, build_fleet
 
@@ -88,15 +89,16 @@ class BenchFleet:
         original = self.fleet.render
         self._render_now = original
         # The handler calls fleet.render(router, endpoint) per request: answer from
-        # the bodies rendered at the last advance instead.
-        self.fleet.render = lambda router, endpoint: self.bodies[(router.key, endpoint)]
+        # the bodies rendered at the last advance instead (/metrics: for the collector's query;
+        # /ubus answers are made per call, from the fleet's state).
+        self.fleet.render = lambda router, endpoint, query="": self.bodies[(router.key, endpoint)]
         self._prerender()
 
     def _prerender(self) -> None:
         bodies = {}
         for router in self.fleet.routers.values():
             for endpoint, present in (("ap_stats", router.has_ap), ("wan_stats", router.has_wan),
-                                      ("dhcp_leases", router.has_dhcp)):
+                                      ("dhcp_leases", router.has_dhcp), ("metrics", True)):
                 if not present:
                     continue
                 if router.key == CAP_ROUTER and endpoint == "ap_stats":
@@ -106,6 +108,8 @@ class BenchFleet:
                         bodies[(router.key, endpoint)] = cap_stations_body(self.fleet.now, self.steps)
                     else:
                         bodies[(router.key, endpoint)] = ""  # over-cap: the fault sends the body
+                elif endpoint == "metrics":
+                    bodies[(router.key, endpoint)] = self._render_now(router, endpoint, exporter.QUERY)
                 else:
                     bodies[(router.key, endpoint)] = self._render_now(router, endpoint)
         self.bodies = bodies
@@ -127,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra", choices=EXTRAS)
     parser.add_argument("--timeout", type=float, default=10.0, help="timeout_seconds in the config")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--source", choices=("cgi", "ubus", "prometheus"), default="cgi",
+                        help="how the written routers.json reads the routers")
     args = parser.parse_args(argv)
 
     # However this process is left behind, it goes away on its own.
     threading.Timer(args.max_seconds, os._exit, (0,)).start()
     bench = BenchFleet(args.routers, args.stations, args.latency, args.extra)
     bench.fleet.start(0)
-    bench.fleet.write_config(Path(args.config), {"timezone": "UTC", "timeout_seconds": args.timeout})
+    bench.fleet.write_config(Path(args.config), {"timezone": "UTC", "timeout_seconds": args.timeout},
+                             source=args.source)
     print(f"ready {bench.fleet.now!r}", flush=True)
     for line in sys.stdin:
         command, _, value = line.strip().partition(" ")

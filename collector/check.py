@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from collector.config import Config, Router, parse_config, url_problem
+from collector.config import Config, Router, parse_config, password_env_name, url_problem
 from collector.endpoints import ENDPOINT_OF_SCRIPT, SCRIPT_NAMES
 from collector.errors import ConfigError
 from collector.fetch import Fetched, fetch_all
@@ -40,7 +40,8 @@ def _host_label(url: str) -> str:
 
 
 def routers_for_urls(urls: list[str], timeout: float, *, username: str = "",
-                     password_file: str | None = None, wan_device: str = "") -> list[Router]:
+                     password_file: str | None = None, wan_device: str = "",
+                     warnings: list[str] | None = None) -> list[Router]:
     """The routers that check-router's URLs name, by the URL's path:
 
     - `.../totalwifi.cgi`, `wan.cgi`, `dhcp.cgi`: that CGI endpoint;
@@ -50,7 +51,8 @@ def routers_for_urls(urls: list[str], timeout: float, *, username: str = "",
     - anything else: the router's address, and its three /cgi-bin/ scripts.
 
     ConfigError (a usage error, exit 2) for an unusable URL, naming it by its position: it may
-    hold a password.
+    hold a password. What check-config would warn about (a password file readable by every
+    user) is added to `warnings`.
     """
     result = []
     for number, url in enumerate(urls, 1):
@@ -60,6 +62,9 @@ def routers_for_urls(urls: list[str], timeout: float, *, username: str = "",
         label = _host_label(url)
         script = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
         if script == "ubus":
+            if not username:
+                raise ConfigError(f"URL {number}: a /ubus URL needs --username, and the password "
+                                  f"in --password-file or {password_env_name(label)}")
             doc = {"source": "ubus", "url": url, "username": username, "wan": True, "dhcp": True}
             if password_file:
                 doc["password_file"] = password_file
@@ -77,6 +82,8 @@ def routers_for_urls(urls: list[str], timeout: float, *, username: str = "",
         doc["timeout"] = timeout
         config = parse_config({label: doc}, f"URL {number}")
         result.append(config.routers[0])
+        if warnings is not None:
+            warnings.extend(config.warnings)
     return result
 
 

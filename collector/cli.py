@@ -140,11 +140,15 @@ def check_router(urls: tuple[str, ...], timeout: float, username: str, password_
     """
     from collector.check import check, routers_for_urls
 
+    warnings: list[str] = []
     try:
         routers = routers_for_urls(list(urls), timeout, username=username,
-                                   password_file=password_file, wan_device=wan_device)
+                                   password_file=password_file, wan_device=wan_device,
+                                   warnings=warnings)
     except NetstatError as e:
         raise ExitError.of(e) from None
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     _print_checks(check(routers))
 
 

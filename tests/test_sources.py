@@ -399,3 +399,25 @@ def test_https_with_a_self_signed_certificate(tmp_path, data_dir, certificate, v
     else:
         assert result.code == 1
         assert "TLS failed" in result.stderr and "set tls_verify to its file" in result.stderr
+
+
+def test_check_router_ubus_without_a_login_is_a_usage_error(fleet):
+    fleet.add_router("main")
+    result = invoke("check-router", fleet.url("main", "ubus"))
+    assert result.code == 2
+    assert "URL 1: a /ubus URL needs --username" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["ubus", "prometheus"])
+def test_simulate_writes_a_configuration_for_the_source(tmp_path, source):
+    config = tmp_path / "routers.json"
+    result = invoke("simulate", "--routers", "2", "--stations", "1", "--port", "0", "--seconds", "0.5",
+                    "--source", source, "--write-config", str(config))
+    assert result.code == 0, result.stderr
+    from collector.config import load_config
+    loaded = load_config(config)
+    assert {r.source for r in loaded.routers} == {source}
+    assert all(r.url.startswith("http://127.0.0.1:") for r in loaded.routers)
+    if source == "ubus":
+        assert (tmp_path / "ubus.password").stat().st_mode & 0o077 == 0
+        assert not loaded.warnings
