@@ -231,7 +231,24 @@ def converse(post: Post, plan: Plan) -> Replies:
         second.append(("network.device", "status", {"name": replies.wan_device}))
         keys.append(("network.device", "status"))
     _calls(post, plan, replies, session, second, keys)
+    for key in keys[:len(replies.devices)]:
+        replies.calls[key] = _slim(replies.calls[key])
     return replies
+
+
+def _slim(reply: Reply) -> Reply:
+    """An assoclist reply with only what is read of each station: a fleet's replies are all held
+    until the run parses them, and iwinfo sends some thirty fields per station."""
+    results = reply.data.get("results") if reply.data is not None else None
+    if not isinstance(results, list):
+        return reply
+    kept = []
+    for entry in results:
+        if isinstance(entry, dict):
+            entry = {k: ({"bytes": v.get("bytes")} if k in ("rx", "tx") and isinstance(v, dict) else v)
+                     for k, v in entry.items() if k in ("mac", "connected_time", "rx", "tx")}
+        kept.append(entry)
+    return Reply({"results": kept})
 
 
 # --- From replies to samples (pure) ---------------------------------------------------------

@@ -203,9 +203,11 @@ def test_old_rpcd_with_counter_bits_32_counts_across_the_wrap(fleet, tmp_path, d
     ("huge", "byte cap"),
     ("http500", "HTTP 500"),
     ("down", "connection closed without an answer"),
+    pytest.param("hang", "no answer within 3s", marks=pytest.mark.slow),
 ])
 def test_broken_ubus_answers_fail_that_router_alone(fleet, tmp_path, data_dir, fault, message):
     two_routers(fleet)
+    fleet.routers["main"].slow_seconds = 5
     config = fleet.write_config(tmp_path / "routers.json", settings=SETTINGS, source="ubus")
     collect(fleet, config, data_dir)
     fleet.set_fault("main", fault, ["ubus"])
