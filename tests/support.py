@@ -85,13 +85,19 @@ def run_once_measured(config: Path, data_dir: Path, env: dict,
                       timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
     """`run-once` in a process of its own; (the finished process, its peak RSS in MB).
 
-    The peak is the collector's own (getrusage of that process at exit), not the test's.
+    The peak is the collector's own: VmHWM of its address space at exit. Not getrusage's
+    ru_maxrss: Linux carries into it, across exec, the peak of the address space the process
+    was started from, and subprocess starts children with vfork, from the test's own (which
+    grows as the suite runs).
     """
     rss_file = Path(data_dir).parent / f"maxrss-{os.getpid()}-{time.monotonic_ns()}"
     wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+        "import atexit, sys\n"
+        "def peak():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return line.split()[1]\n"
+        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write(peak()))\n"
         "from collector.cli import main\n"
         f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
         f"'--data-dir', {str(data_dir)!r}]\n"
