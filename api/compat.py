@@ -15,12 +15,11 @@ from flask import Blueprint, Response, request
 
 from api import answers, db, queries
 from collector.errors import DataUnavailable
-from collector.schema import LEASES_DB, STATS_DB
+from collector.schema import LEASES_DB, STATS_DB, WAN
 
 bp = Blueprint("compat", __name__)
 
 ACTIONS = ("clients", "wan", "leases", "combined")
-WAN = "main_wan"
 _NEEDS = {
     "clients": (STATS_DB,),
     "wan": (STATS_DB,),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 # The very expressions the read side parses `?period=`, `?from=` and `?to=` with.
+from collector.endpoints import ENDPOINT_NAMES
 from collector.periods import DAY_PATTERN, MONTH_PATTERN
 
 MAC_PATTERN = "^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5})$"
@@ -135,7 +136,7 @@ def _schemas() -> dict:
             "router": _nullable("string"), "updated_at": _NULL_TIME,
         }),
         "Endpoint": _object({
-            "endpoint": {"type": "string", "enum": ["ap_stats", "wan_stats", "dhcp_leases"]},
+            "endpoint": {"type": "string", "enum": list(ENDPOINT_NAMES)},
             "ok": {"type": "boolean", "description": "the last attempt succeeded"},
             "last_ok_at": _NULL_TIME, "last_attempt_at": _NULL_TIME,
             "last_error": _nullable("string"), "last_error_at": _NULL_TIME,

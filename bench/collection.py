@@ -34,6 +34,7 @@ from bench.common import (
     run_child,
 )
 from collector import fetch
+from collector.schema import STATS_DB
 
 INTERVAL = 1800.0  # seconds of traffic between two runs, as from cron
 SYNC_CALLS = "fsync,fdatasync,msync,sync_file_range,sync,syncfs"
@@ -244,7 +245,7 @@ def writer_syncs(python: str, mode: str, devices: int, work: Path, max_seconds: 
     directory = work / f"writer-{mode}-{devices}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir()
-    database = directory / "network_stats.db"
+    database = directory / STATS_DB
     script = str(REPO / "bench" / "writers.py")
     setup = subprocess.run([python, script, mode, str(database), str(devices), "0"],
                            capture_output=True, text=True, timeout=600)
