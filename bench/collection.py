@@ -44,8 +44,8 @@ class FleetProcess:
     """A bench.fleet_server child: routers on 127.0.0.1, driven over its stdin."""
 
     def __init__(self, work: Path, routers: int, stations: int, latency: float,
-                 extra: str | None = None, timeout: float = 10.0):
-        name = f"fleet-{routers}x{stations}" + (f"-{extra}" if extra else "")
+                 extra: str | None = None, timeout: float = 10.0, source: str = "cgi"):
+        name = f"fleet-{routers}x{stations}-{source}" + (f"-{extra}" if extra else "")
         self.config = work / f"{name}.json"
         self.log_path = work / f"{name}.log"
         argv = [sys.executable, "-m", "bench.fleet_server", "--routers", str(routers),
@@ -53,6 +53,7 @@ class FleetProcess:
                 "--config", str(self.config), "--timeout", repr(timeout)]
         if extra:
             argv += ["--extra", extra]
+        argv += ["--source", source]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, text=True, cwd=REPO, env=clean_env())
@@ -127,7 +128,7 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
     import time
 
     from collector.config import load_config
-    from collector.fetch import requests_for
+    from collector.sources import requests_for
 
     requests_ = requests_for(load_config(fleet.config).routers)
     saved = fetch.MAX_WORKERS
@@ -146,7 +147,7 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
 
 def request_count(fleet: FleetProcess) -> int:
     from collector.config import load_config
-    from collector.fetch import requests_for
+    from collector.sources import requests_for
 
     return len(requests_for(load_config(fleet.config).routers))
 

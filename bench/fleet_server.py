@@ -39,6 +39,7 @@ import sys
 import threading
 from pathlib import Path
 
+from collector import exporter
 from collector.fetch import SIZE_CAP
 from collector.sim.routers import Fleet, build_fleet
 
@@ -119,15 +120,16 @@ class BenchFleet:
         original = self.fleet.render
         self._render_now = original
         # The handler calls fleet.render(router, endpoint) per request: answer from
-        # the bodies rendered at the last advance instead.
-        self.fleet.render = lambda router, endpoint: self.bodies[(router.key, endpoint)]
+        # the bodies rendered at the last advance instead (/metrics: for the collector's query;
+        # /ubus answers are made per call, from the fleet's state).
+        self.fleet.render = lambda router, endpoint, query="": self.bodies[(router.key, endpoint)]
         self._prerender()
 
     def _prerender(self) -> None:
         bodies = {}
         for router in self.fleet.routers.values():
             for endpoint, present in (("ap_stats", router.has_ap), ("wan_stats", router.has_wan),
-                                      ("dhcp_leases", router.has_dhcp)):
+                                      ("dhcp_leases", router.has_dhcp), ("metrics", True)):
                 if not present:
                     continue
                 if router.key == CAP_ROUTER and endpoint == "ap_stats":
@@ -137,6 +139,8 @@ class BenchFleet:
                         bodies[(router.key, endpoint)] = cap_stations_body(self.fleet.now, self.steps)
                     else:
                         bodies[(router.key, endpoint)] = ""  # over-cap: the fault sends the body
+                elif endpoint == "metrics":
+                    bodies[(router.key, endpoint)] = self._render_now(router, endpoint, exporter.QUERY)
                 else:
                     bodies[(router.key, endpoint)] = self._render_now(router, endpoint)
         self.bodies = bodies
@@ -160,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     parser.add_argument("--leases-per-server", type=int, default=40_000,
                         help="at most this many leases per DHCP server (see above)")
+    parser.add_argument("--source", choices=("cgi", "ubus", "prometheus"), default="cgi",
+                        help="how the written routers.json reads the routers")
     args = parser.parse_args(argv)
 
     # However this process is left behind, it goes away on its own.
@@ -167,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = BenchFleet(args.routers, args.stations, args.latency, args.extra,
                        args.leases_per_server)
     bench.fleet.start(0)
-    bench.fleet.write_config(Path(args.config), {"timezone": "UTC", "timeout_seconds": args.timeout})
+    bench.fleet.write_config(Path(args.config), {"timezone": "UTC", "timeout_seconds": args.timeout},
+                             source=args.source)
     print(f"ready {bench.fleet.now!r}", flush=True)
     for line in sys.stdin:
         command, _, value = line.strip().partition(" ")

@@ -3,13 +3,15 @@ collector's own parsers, and say what a run would make of it. Writes nothing."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from collector.config import Config, url_problem
-from collector.endpoints import ENDPOINT_OF_SCRIPT, ENDPOINTS, SCRIPT_NAMES
-from collector.errors import ConfigError, ParseError
-from collector.fetch import Fetched, Request, fetch_all, requests_for
+from collector.config import Config, Router, parse_config, password_env_name, url_problem
+from collector.endpoints import ENDPOINT_OF_SCRIPT, SCRIPT_NAMES
+from collector.errors import ConfigError
+from collector.fetch import Fetched, fetch_all
+from collector.sources import SOURCES, Answer, answers_of
 from collector.text import LINE_LIMIT, log_safe, redact
 
 SHOWN_REJECTS = 5
@@ -37,11 +39,20 @@ def _host_label(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
-    """One request per URL naming a script, three per URL naming a router (its cgi-bin).
+def routers_for_urls(urls: list[str], timeout: float, *, username: str = "",
+                     password_file: str | None = None, wan_device: str = "",
+                     warnings: list[str] | None = None) -> list[Router]:
+    """The routers that check-router's URLs name, by the URL's path:
+
+    - `.../totalwifi.cgi`, `wan.cgi`, `dhcp.cgi`: that CGI endpoint;
+    - `.../ubus`: uhttpd's ubus, every endpoint (the WAN device discovered unless `wan_device`),
+      logging in as `username` with the password in `password_file`;
+    - `.../metrics`: the Prometheus exporter, the WAN too when `wan_device` is given;
+    - anything else: the router's address, and its three /cgi-bin/ scripts.
 
     ConfigError (a usage error, exit 2) for an unusable URL, naming it by its position: it may
-    hold a password.
+    hold a password. What check-config would warn about (a password file readable by every
+    user) is added to `warnings`.
     """
     result = []
     for number, url in enumerate(urls, 1):
@@ -50,48 +61,75 @@ def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
             raise ConfigError(f"URL {number}: {problem}")
         label = _host_label(url)
         script = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
-        if script in ENDPOINT_OF_SCRIPT:
-            result.append(Request(label, ENDPOINT_OF_SCRIPT[script], url, timeout))
-            continue
-        base = url.rstrip("/")
-        if not base.endswith("/cgi-bin"):
-            base += "/cgi-bin"
-        for endpoint, name in SCRIPT_NAMES.items():
-            result.append(Request(label, endpoint, f"{base}/{name}", timeout))
+        if script == "ubus":
+            if not username:
+                raise ConfigError(f"URL {number}: a /ubus URL needs --username, and the password "
+                                  f"in --password-file or {password_env_name(label)}")
+            doc = {"source": "ubus", "url": url, "username": username, "wan": True, "dhcp": True}
+            if password_file:
+                doc["password_file"] = password_file
+        elif script == "metrics":
+            doc = {"source": "prometheus", "url": url, "wan": bool(wan_device)}
+        elif script in ENDPOINT_OF_SCRIPT:
+            doc = {ENDPOINT_OF_SCRIPT[script]: url}
+        else:
+            base = url.rstrip("/")
+            if not base.endswith("/cgi-bin"):
+                base += "/cgi-bin"
+            doc = {endpoint: f"{base}/{name}" for endpoint, name in SCRIPT_NAMES.items()}
+        if wan_device and script in ("ubus", "metrics"):
+            doc["wan_device"] = wan_device
+        doc["timeout"] = timeout
+        config = parse_config({label: doc}, f"URL {number}")
+        result.append(config.routers[0])
+        if warnings is not None:
+            warnings.extend(config.warnings)
     return result
 
 
-def requests_for_config(config: Config) -> list[Request]:
-    return requests_for(config.routers)
+def routers_for_config(config: Config) -> list[Router]:
+    return list(config.routers)
 
 
-def examine(fetched: Fetched) -> EndpointCheck:
-    """What one answer means for the collector: counts, optional fields, rejected lines."""
+def examine(router: Router, fetched: Fetched) -> list[EndpointCheck]:
+    """What one answer means for the collector, per endpoint it serves: counts, the hints
+    present, rejected lines, and what to fix."""
     r = fetched.request
-    check = EndpointCheck(r.router, r.endpoint, r.url, ok=False)
-    if not fetched.ok:
-        check.lines.append(f"not reachable: {fetched.error}")
-        return check
-    try:
-        parsed = ENDPOINTS[r.endpoint].parser(fetched.body)
-    except ParseError as e:
-        check.lines.append(f"unusable answer: {e}")
-        return check
-    check.ok = not parsed.rejected
-    if r.endpoint == "ap_stats":
+    checks = []
+    for answer in answers_of(router, fetched, time.time()):
+        check = EndpointCheck(router.key, answer.endpoint, r.url, ok=False)
+        checks.append(check)
+        if not fetched.ok:
+            check.lines.append(f"not reachable: {fetched.error}")
+        elif answer.parsed is None:
+            check.lines.append(f"unusable answer: {answer.error}")
+        else:
+            _describe(router, answer, check)
+    return checks
+
+
+def _describe(router: Router, answer: Answer, check: EndpointCheck) -> None:
+    parsed = answer.parsed
+    check.ok = not parsed.rejected_count
+    hint = "CONNECTED_SECONDS" if router.source == "cgi" else "connected seconds"
+    if answer.endpoint == "ap_stats":
         stations = parsed.items
         with_seconds = sum(1 for s in stations if s.connected_seconds is not None)
         check.lines.append(f"{len(stations)} stations parsed")
         if not stations:
             check.lines.append("no stations connected right now (fine, but nothing to check)")
         elif with_seconds == len(stations):
-            check.lines.append("CONNECTED_SECONDS present: re-association is detected exactly")
+            check.lines.append(f"{hint} present: re-association is detected exactly")
         else:
             check.lines.append(
-                f"CONNECTED_SECONDS missing on {len(stations) - with_seconds} of {len(stations)} "
+                f"{hint} missing on {len(stations) - with_seconds} of {len(stations)} "
                 "stations: re-association is only seen when a counter goes down"
             )
-    elif r.endpoint == "wan_stats":
+        if parsed.signed_32bit:
+            check.lines.append("byte counters come as signed 32-bit numbers (rpcd before 2023): "
+                               "they wrap at 4 GiB; set \"counter_bits\": 32 for this router, "
+                               "or upgrade rpcd")
+    elif answer.endpoint == "wan_stats":
         wan = parsed.items[0]
         check.lines.append(f"wan: rx {wan.rx_bytes} tx {wan.tx_bytes}")
         if wan.uptime_seconds is None:
@@ -99,18 +137,23 @@ def examine(fetched: Fetched) -> EndpointCheck:
         else:
             check.lines.append(f"uptime: {wan.uptime_seconds}s: reboots are detected exactly")
     else:
-        check.lines.append(f"{len(parsed.items)} IPv4 leases parsed, {parsed.ignored} lines ignored "
-                           "(duid, DHCPv6)")
+        ignored = " (duid, DHCPv6)" if router.source == "cgi" or "dhcp_leases" in router.urls else ""
+        check.lines.append(f"{len(parsed.items)} IPv4 leases parsed, {parsed.ignored} lines ignored"
+                           f"{ignored}")
         unnamed = sum(1 for lease in parsed.items if not lease.hostname)
         if unnamed:
             check.lines.append(f"{unnamed} leases without a hostname (shown by IP or MAC)")
     if parsed.rejected_count:
-        check.lines.append(f"{parsed.rejected_count} lines rejected:")
+        noun = "lines" if router.source == "cgi" else "entries"
+        check.lines.append(f"{parsed.rejected_count} {noun} rejected:")
         check.lines.extend(f"  {x}" for x in parsed.rejected[:SHOWN_REJECTS])
         if parsed.rejected_count > SHOWN_REJECTS:
             check.lines.append(f"  ... and {parsed.rejected_count - SHOWN_REJECTS} more")
-    return check
 
 
-def check(requests_: list[Request]) -> list[EndpointCheck]:
-    return [examine(f) for f in fetch_all(requests_)]
+def check(routers: list[Router]) -> list[EndpointCheck]:
+    """Fetch every router once and examine every answer."""
+    pairs = [(router, request) for router in routers
+             for request in SOURCES[router.source].requests(router)]
+    fetched = fetch_all([request for _, request in pairs])
+    return [c for (router, _), f in zip(pairs, fetched, strict=True) for c in examine(router, f)]

@@ -125,29 +125,41 @@ def _print_checks(checks) -> None:
 @cli.command("check-router")
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True)
-def check_router(urls: tuple[str, ...], timeout: float) -> None:
+@click.option("--username", default="", help="ubus: the rpcd login.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="ubus: the file holding the login's password.")
+@click.option("--wan-device", default="", help="ubus, prometheus: the WAN device (ubus finds it itself).")
+def check_router(urls: tuple[str, ...], timeout: float, username: str, password_file: str | None,
+                 wan_device: str) -> None:
     """Fetch a router's endpoints once and validate them; writes nothing.
 
-    A URL naming totalwifi.cgi, wan.cgi or dhcp.cgi checks that endpoint; any other
-    URL is taken as the router's address and all three /cgi-bin/ scripts are checked.
+    A URL naming totalwifi.cgi, wan.cgi or dhcp.cgi checks that endpoint; a URL ending in
+    /ubus reads the router through ubus (with --username and --password-file); one ending
+    in /metrics reads prometheus-node-exporter-lua; any other URL is taken as the router's
+    address and all three /cgi-bin/ scripts are checked.
     """
-    from collector.check import check, requests_for_urls
+    from collector.check import check, routers_for_urls
 
+    warnings: list[str] = []
     try:
-        requests_ = requests_for_urls(list(urls), timeout)
+        routers = routers_for_urls(list(urls), timeout, username=username,
+                                   password_file=password_file, wan_device=wan_device,
+                                   warnings=warnings)
     except NetstatError as e:
         raise ExitError.of(e) from None
-    _print_checks(check(requests_))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    _print_checks(check(routers))
 
 
 @cli.command("check-config")
 @config_option
 def check_config(config_path: str) -> None:
     """Validate the configuration and every endpoint in it once; writes nothing."""
-    from collector.check import check, requests_for_config
+    from collector.check import check, routers_for_config
 
     config = _load_config(config_path)
-    _print_checks(check(requests_for_config(config)))
+    _print_checks(check(routers_for_config(config)))
 
 
 @cli.command()
@@ -204,7 +216,10 @@ def demo(data_dir: str | None, rounds: int) -> None:
 @click.option("--fault", multiple=True, metavar="ROUTER=MODE",
               help="Make a router misbehave: down, http500, slow, huge, garbage, hang, no-uptime.")
 @click.option("--seconds", type=float, default=0, help="Stop after this long (default: run until Ctrl-C).")
-def simulate(router_count, stations, port, write_config, latency, fault, seconds) -> None:
+@click.option("--source", type=click.Choice(["cgi", "ubus", "prometheus"]), default="cgi",
+              show_default=True, help="How the written configuration reads the routers: our CGI "
+              "scripts, ubus (/ubus) or prometheus-node-exporter-lua (/metrics); all are served.")
+def simulate(router_count, stations, port, write_config, latency, fault, seconds, source) -> None:
     """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
     import json
 
@@ -227,9 +242,9 @@ def simulate(router_count, stations, port, write_config, latency, fault, seconds
     except OSError as e:
         raise ExitError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}", EXIT_CONFIG) from None
     if write_config:
-        fleet.write_config(Path(write_config))
+        fleet.write_config(Path(write_config), source=source)
         click.echo(f"wrote {write_config}", err=True)
-    click.echo(json.dumps(fleet.config(), indent=2))
+    click.echo(json.dumps(fleet.config(source=source), indent=2))
     click.echo("serving on 127.0.0.1; Ctrl-C to stop", err=True)
     wan_router = next(iter(fleet.routers))
     stop_at = time.monotonic() + seconds if seconds else None

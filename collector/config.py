@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import unicodedata
 import zoneinfo
 from dataclasses import dataclass
@@ -21,7 +23,45 @@ from collector.endpoints import ENDPOINT_NAMES
 from collector.errors import ConfigError
 
 _SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
-_ROUTER_KEYS = set(ENDPOINT_NAMES) | {"timeout", "counter_bits", "name"}
+_COMMON_KEYS = {"source", "timeout", "counter_bits", "name"}
+# The keys each source reads besides the common ones; a key of another source is an error.
+SOURCE_KEYS = {
+    "cgi": set(ENDPOINT_NAMES),
+    "ubus": {"url", "username", "password_file", "wan", "dhcp", "wan_device", "tls_verify"},
+    "prometheus": {"url", "wan", "wan_device", "tls_verify", "dhcp_leases"},
+}
+SOURCE_NAMES = tuple(SOURCE_KEYS)
+_ALL_SOURCE_KEYS = set().union(*SOURCE_KEYS.values())
+PASSWORD_ENV_PREFIX = "NETSTAT_UBUS_PASSWORD_"
+
+
+def password_env_name(key: str) -> str:
+    """The environment variable that may hold a router's ubus password: NETSTAT_UBUS_PASSWORD_
+    and the key in capitals, every character other than a letter or digit made `_`."""
+    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+
+
+class Secret:
+    """A password: never shown by repr or str, so no log, error or dump can print it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +73,16 @@ class Router:
     urls: dict[str, str]  # endpoint -> URL, only the endpoints that are configured
     timeout: float
     counter_bits: int
+    source: str = "cgi"  # one of SOURCE_NAMES: how its endpoints are read (collector/sources.py)
+    # ubus and prometheus: one URL answers several endpoints.
+    url: str = ""
+    username: str = ""
+    password: Secret | None = None
+    password_from: str = ""  # where the password was read, for messages
+    wan: bool = False
+    dhcp: bool = False
+    wan_device: str = ""  # "" for ubus: discovered from network.interface.wan
+    tls_verify: bool | str = True  # or a CA file's path
 
 
 @dataclass(frozen=True)
@@ -238,19 +288,26 @@ def _parse_router(
     if not key.strip():
         raise _fail(path, where or '""', "router name must not be empty")
     if not isinstance(doc, dict):
-        raise _fail(path, where, "must be an object with ap_stats, wan_stats and dhcp_leases URLs")
-    _warn_unknown(found, path, where, doc.keys(), _ROUTER_KEYS)
+        raise _fail(path, where, "must be an object with ap_stats, wan_stats and dhcp_leases URLs, "
+                    "or a source and its url")
+    source = doc.get("source", "cgi")
+    if source not in SOURCE_KEYS:
+        raise _fail(path, f"{where}.source", f"must be one of {', '.join(SOURCE_NAMES)}, "
+                    f"got {json.dumps(source)}")
+    allowed = _COMMON_KEYS | SOURCE_KEYS[source]
+    for other in sorted((set(doc) & _ALL_SOURCE_KEYS) - allowed):
+        owners = " or ".join(name for name, keys in SOURCE_KEYS.items() if other in keys)
+        raise _fail(path, f"{where}.{other}", f"is a key of source {owners}; this router's source "
+                    f"is {source}")
+    _warn_unknown(found, path, where, doc.keys(), allowed | _ALL_SOURCE_KEYS)
     urls = {}
     for endpoint in ENDPOINT_NAMES:
+        if endpoint not in allowed:
+            continue
         url = doc.get(endpoint)
         if url is None or url == "":
             continue  # the seed's convention: empty means "skip this endpoint"
-        if not isinstance(url, str):
-            raise _fail(path, f"{where}.{endpoint}", f"must be a URL string, got {json.dumps(url)}")
-        problem = url_problem(url.strip())
-        if problem:
-            raise _fail(path, f"{where}.{endpoint}", problem)
-        urls[endpoint] = url.strip()
+        urls[endpoint] = _url(path, f"{where}.{endpoint}", url)
     timeout = _number(path, f"{where}.timeout", doc.get("timeout", settings.timeout_seconds),
                       lo=0.1, hi=600)
     bits = doc.get("counter_bits", 64)
@@ -259,4 +316,89 @@ def _parse_router(
     name = doc.get("name", key)
     if not isinstance(name, str) or not name.strip():
         raise _fail(path, f"{where}.name", "must be a non-empty string")
-    return Router(key=key, name=name, urls=urls, timeout=float(timeout), counter_bits=bits)
+    router = Router(key=key, name=name, urls=urls, timeout=float(timeout), counter_bits=bits)
+    if source == "cgi":
+        return router
+    return _parse_source(router, source, doc, path, where, found)
+
+
+def _url(path: str, where: str, url: Any) -> str:
+    if not isinstance(url, str):
+        raise _fail(path, where, f"must be a URL string, got {json.dumps(url)}")
+    problem = url_problem(url.strip())
+    if problem:
+        raise _fail(path, where, problem)
+    return url.strip()
+
+
+def _flag(path: str, where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, where, f"must be true or false, got {json.dumps(value)}")
+    return value
+
+
+def _parse_source(router: Router, source: str, doc: dict, path: str, where: str,
+                  found: list[str]) -> Router:
+    """The keys of a source that reads several endpoints from one URL (ubus, prometheus)."""
+    if "url" not in doc:
+        example = "http://192.168.1.1/ubus" if source == "ubus" else "http://192.168.1.1:9100/metrics"
+        raise _fail(path, f"{where}.url", f"missing: source {source} needs its URL, such as {example}")
+    url = _url(path, f"{where}.url", doc["url"])
+    wan = _flag(path, f"{where}.wan", doc.get("wan", False))
+    dhcp = _flag(path, f"{where}.dhcp", doc.get("dhcp", False)) if source == "ubus" else False
+    wan_device = doc.get("wan_device", "")
+    if not isinstance(wan_device, str) or (wan_device and not re.fullmatch(r"[A-Za-z0-9_.@:-]{1,64}",
+                                                                          wan_device)):
+        raise _fail(path, f"{where}.wan_device", "must be a network device name such as \"pppoe-wan\"")
+    if source == "prometheus" and wan and not wan_device:
+        raise _fail(path, f"{where}.wan_device", "missing: the exporter cannot say which device is "
+                    "the WAN; name it (for example \"pppoe-wan\" or \"eth1\")")
+    tls_verify = doc.get("tls_verify", True)
+    if isinstance(tls_verify, str):
+        if not os.path.isfile(tls_verify):
+            raise _fail(path, f"{where}.tls_verify", f"CA file {tls_verify} not found")
+    elif not isinstance(tls_verify, bool):
+        raise _fail(path, f"{where}.tls_verify", "must be true, false or a CA file's path")
+    username, password, password_from = "", None, ""
+    if source == "ubus":
+        username = doc.get("username")
+        if not isinstance(username, str) or not username:
+            raise _fail(path, f"{where}.username", "missing: the rpcd login to use (see router/README.md)")
+        password, password_from = _password(router.key, doc.get("password_file"), path, where, found)
+    return Router(key=router.key, name=router.name, urls=router.urls, timeout=router.timeout,
+                  counter_bits=router.counter_bits, source=source, url=url, username=username,
+                  password=password, password_from=password_from, wan=wan, dhcp=dhcp,
+                  wan_device=wan_device, tls_verify=tls_verify)
+
+
+def _password(key: str, password_file: Any, path: str, where: str,
+              found: list[str]) -> tuple[Secret, str]:
+    """The ubus password from password_file, else from NETSTAT_UBUS_PASSWORD_<KEY>.
+
+    Its first line is the password. Never quoted in any message.
+    """
+    variable = password_env_name(key)
+    if password_file is None:
+        value = os.environ.get(variable)
+        if value is None:
+            raise _fail(path, f"{where}.password_file", f"missing: put the password in a file named "
+                        f"here, or in the environment variable {variable}")
+        origin = f"environment variable {variable}"
+    else:
+        if not isinstance(password_file, str) or not password_file:
+            raise _fail(path, f"{where}.password_file", "must be a file's path")
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                value = f.readline()
+                mode = os.fstat(f.fileno()).st_mode
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise _fail(path, f"{where}.password_file", f"cannot read {password_file}: {reason}") from None
+        if mode & stat.S_IROTH:
+            found.append(f"{path}: {where}.password_file: {password_file} is readable by every user "
+                         f"of this machine: chmod o-r {password_file}")
+        origin = f"file {password_file}"
+    value = value.rstrip("\r\n")
+    if not value:
+        raise _fail(path, f"{where}.password_file", f"the password in {origin} is empty")
+    return Secret(value), origin

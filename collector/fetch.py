@@ -15,13 +15,16 @@ middle, so that its cause, which comes last, survives.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -51,12 +54,25 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _local = threading.local()
 
 
+Post = Callable[[Any], bytes]  # one JSON document POSTed, the answer's bytes
+
+
 @dataclass(frozen=True)
 class Request:
+    """One GET of `url`, or with `exchange` a conversation of POSTs to it (ubus).
+
+    `endpoint` is the endpoint answered, or the name of what answers several (collector/sources.py).
+    The deadline and the size cap hold for the whole conversation and for each answer in it.
+    """
+
     router: str
     endpoint: str
     url: str
     timeout: float  # the overall deadline of this request, in seconds
+    verify: bool | str = True  # TLS: verify the certificate, or not, or against this CA file
+    # Given a function that POSTs a JSON document to `url` and returns the answer, returns the
+    # body; raises FetchError when the conversation cannot go on.
+    exchange: Callable[[Post], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class Fetched:
     """The outcome of one request. `received` is a time.monotonic() reading."""
 
     request: Request
-    body: list[bytes] | None  # the answer as the chunks read; None when it failed
+    body: Any  # the chunks read, or what the exchange returned; None when it failed
     error: str
     received: float
 
@@ -115,6 +131,13 @@ class _HTTPPool(urllib3.HTTPConnectionPool):
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
+
+    def _validate_conn(self, conn) -> None:
+        # urllib3 warns on every request made with verification off; `tls_verify: false` is
+        # the user's documented choice for a router's self-signed certificate, not news.
+        urllib3.HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
@@ -221,6 +244,9 @@ def _describe(error: requests.RequestException, timeout: float) -> str:
         return f"no answer within {timeout:g}s"
     cause = _root_cause(error)
     text = str(error)
+    if isinstance(error, requests.exceptions.SSLError):
+        return (f"TLS failed: {getattr(cause, 'reason', None) or type(cause).__name__}; for a "
+                "self-signed certificate set tls_verify to its file (or false)")
     if isinstance(error, requests.ConnectionError):
         if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
             return "connection refused"
@@ -251,7 +277,7 @@ def _open(request: Request) -> requests.Response:
     auth = (user, password) if user or password else None  # kept on the router's redirects
     for _ in range(MAX_REDIRECTS + 1):
         response = session.get(url, stream=True, timeout=(request.timeout, request.timeout),
-                               allow_redirects=False, auth=auth)
+                               allow_redirects=False, auth=auth, verify=request.verify)
         if not response.is_redirect:
             return response
         location = response.headers["Location"]
@@ -303,18 +329,50 @@ def _read_capped(response: requests.Response, deadline: float, cap: int, timeout
     return chunks
 
 
+def _answer(response: requests.Response, deadline: float, cap: int, timeout: float) -> list[bytes]:
+    """A 200 answer's body within the cap and deadline; FetchError for anything else."""
+    if response.status_code != 200:
+        reason = f" {printable(response.reason, REASON_LIMIT)}" if response.reason else ""
+        raise FetchError(f"HTTP {response.status_code}{reason}")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise FetchError(f"answer of {declared} bytes is over the {cap} byte cap")
+    return _read_capped(response, deadline, cap, timeout)
+
+
+def _get(request: Request, deadline: float, cap: int) -> list[bytes]:
+    with _open(request) as response:
+        return _answer(response, deadline, cap, request.timeout)
+
+
+def _post(request: Request, document: Any, deadline: float, cap: int) -> bytes:
+    """POST one JSON document within what is left of the request's deadline; the answer.
+
+    No redirect is followed: a JSON-RPC endpoint has no business moving, and following one
+    would mean re-sending a login.
+    """
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError(f"answer not complete within {request.timeout:g}s")
+    data = json.dumps(document).encode()
+    with _session().post(request.url, data=data, stream=True, timeout=(left, left),
+                         allow_redirects=False, verify=request.verify,
+                         headers={"Content-Type": "application/json"}) as response:
+        if response.is_redirect:
+            raise FetchError(f"HTTP {response.status_code} redirect not followed for a POST: "
+                             "configure the URL it points to")
+        return b"".join(_answer(response, deadline, cap, request.timeout))
+
+
 def fetch_one(request: Request, cap: int = SIZE_CAP) -> Fetched:
-    """Fetch one endpoint; never raises for network or HTTP trouble, it reports it."""
+    """Fetch one endpoint (or hold one conversation); never raises for network or HTTP trouble,
+    it reports it."""
     deadline = time.monotonic() + request.timeout
     try:
-        with _open(request) as r:
-            if r.status_code != 200:
-                reason = f" {printable(r.reason, REASON_LIMIT)}" if r.reason else ""
-                return _failed(request, f"HTTP {r.status_code}{reason}")
-            declared = r.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > cap:
-                return _failed(request, f"answer of {declared} bytes is over the {cap} byte cap")
-            body = _read_capped(r, deadline, cap, request.timeout)
+        if request.exchange is not None:
+            body = request.exchange(lambda document: _post(request, document, deadline, cap))
+        else:
+            body = _get(request, deadline, cap)
         return Fetched(request, body, "", time.monotonic())
     except FetchError as e:
         return _failed(request, str(e))
@@ -421,12 +479,3 @@ def fetch_all(requests_: list[Request], cap: int = SIZE_CAP) -> list[Fetched]:
     if not requests_:
         return []
     return _Batch(requests_, cap, min(concurrency_limit(), len(requests_))).run()
-
-
-def requests_for(routers) -> list[Request]:
-    """One request per configured endpoint of every router, in the configuration's order."""
-    return [
-        Request(router.key, endpoint, url, router.timeout)
-        for router in routers
-        for endpoint, url in router.urls.items()
-    ]

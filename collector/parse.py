@@ -77,9 +77,10 @@ class Rejected:
     line_no: int
     line: str
     reason: str
+    where: str = ""  # for an entry of a JSON answer (no line number): which one
 
     def __str__(self) -> str:
-        return f"line {self.line_no}: {self.reason}: {self.line!r}"
+        return f"{self.where or f'line {self.line_no}'}: {self.reason}: {self.line!r}"
 
 
 @dataclass
@@ -88,6 +89,9 @@ class Parsed(Generic[T]):
     rejected: list[Rejected] = field(default_factory=list)  # the first REJECTED_EXAMPLES only
     rejected_count: int = 0  # every rejected line
     ignored: int = 0  # lines skipped on purpose (dnsmasq's duid line, DHCPv6 leases)
+    # Counters printed as signed 32-bit (rpcd before 2023): read modulo 2^32, and the router
+    # is taken as a 32-bit one for this run.
+    signed_32bit: bool = False
 
     @property
     def complete(self) -> bool:
@@ -117,7 +121,7 @@ def _counter(text: str) -> int | None:
 Body = bytes | bytearray | str | list[bytes]  # a list: the chunks as they were read
 
 
-def _lines(body: Body):
+def _lines(body: Body, *, keep_comments: bool = False):
     """Numbered, stripped, non-empty lines, ending in LF, CRLF or a lone CR.
 
     Walks the body (or its chunks, as fetched) a chunk at a time, decoding each line
@@ -134,12 +138,12 @@ def _lines(body: Body):
         data = pending + chunk if pending else chunk
         pieces = data.split("\n" if isinstance(data, str) else b"\n")
         pending = pieces.pop()
-        number = yield from _clean(number, pieces)
+        number = yield from _clean(number, pieces, keep_comments)
     if pending:
-        yield from _clean(number, [pending])
+        yield from _clean(number, [pending], keep_comments)
 
 
-def _clean(number: int, pieces: list):
+def _clean(number: int, pieces: list, keep_comments: bool = False):
     """Number, decode and strip LF-separated pieces; a CR inside one ends a line too."""
     for raw in pieces:
         if not isinstance(raw, str):
@@ -152,7 +156,7 @@ def _clean(number: int, pieces: list):
         for part in parts:
             number += 1
             line = part.strip(" \t")
-            if line and line[0] != "#":
+            if line and (keep_comments or line[0] != "#"):
                 yield number, line
     return number
 
@@ -167,6 +171,13 @@ def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
     if len(parsed.rejected) < REJECTED_EXAMPLES:
         shown = line if len(line) <= _REJECTED_LINE_MAX else line[:_REJECTED_LINE_MAX] + "..."
         parsed.rejected.append(Rejected(number, shown, reason))
+
+
+def reject_entry(parsed: Parsed, where: str, text: str, reason: str) -> None:
+    """Count one rejected entry of an answer that has no lines (JSON), named by `where`."""
+    _reject(parsed, 0, text, reason)
+    if parsed.rejected and parsed.rejected[-1].line_no == 0 and not parsed.rejected[-1].where:
+        parsed.rejected[-1] = Rejected(0, parsed.rejected[-1].line, reason, where)
 
 
 def parse_ap_stats(body: Body) -> Parsed[StationSample]:

@@ -22,11 +22,12 @@ from collector.accounting import (
 )
 from collector.config import Config
 from collector.endpoints import ENDPOINT_NAMES, ENDPOINTS
-from collector.errors import ClockError, ParseError
-from collector.fetch import Fetched, fetch_all, requests_for
+from collector.errors import ClockError
+from collector.fetch import Fetched, fetch_all
 from collector.parse import Lease
 from collector.schema import LEASES_DB, STATS_DB
 from collector.sim.faults import crash_point
+from collector.sources import Answer, answers_of, requests_for
 
 # The clock may be corrected by a second or two between runs without meaning anything.
 CLOCK_TOLERANCE_SECONDS = 5.0
@@ -69,6 +70,8 @@ class Answers:
     statuses: list[storage.EndpointStatus]  # every endpoint's outcome, for the health table
     reports: list[RouterReport]  # the same, to print
     notes: list[str]  # rejected lines
+    # Routers whose counters came as signed 32-bit numbers (rpcd before 2023): read as 32-bit.
+    narrow: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -128,7 +131,7 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         crash_point("fetched")
         finished = started + (time.monotonic() - mono_start)
         answers = _parse(config, fetched, started, mono_start)  # 4. parse
-        accounted = _account(config, states, answers.polls)  # 5. account
+        accounted = _account(config, states, answers.polls, answers.narrow)  # 5. account
         usage = bucket(accounted.deltas, zone, month_start_day)  # 6. bucket
         result = RunResult(started, answers.reports, accounted.deltas, usage,
                            answers.notes + accounted.notes)
@@ -182,21 +185,29 @@ def _clock_checked(started: float, last_run_at: float | None) -> float:
 
 
 def _parse(config: Config, fetched: list[Fetched], started: float, mono_start: float) -> Answers:
-    """Every answer parsed into this run's readings, per router; each body is dropped once parsed."""
-    by_router: dict[str, dict[str, Fetched]] = {}
+    """Every answer parsed into this run's readings, per router; each body is dropped once parsed.
+
+    A router's source (collector/sources.py) says which endpoints each answer serves.
+    """
+    by_router: dict[str, list[Fetched]] = {}
     for f in fetched:
-        by_router.setdefault(f.request.router, {})[f.request.endpoint] = f
+        by_router.setdefault(f.request.router, []).append(f)
     fetched.clear()
     answers = Answers(polls={}, leases={}, statuses=[], reports=[], notes=[])
     for router in config.routers:
         report = RouterReport(router.key, router.name, [])
         poll = {}
-        received = by_router.pop(router.key, {})
-        for endpoint in sorted(received, key=ENDPOINT_NAMES.index):
-            f = received.pop(endpoint)
+        read: list[tuple[float, Answer]] = []
+        received = by_router.pop(router.key, [])
+        while received:
+            f = received.pop(0)
             at = started + (f.received - mono_start)
-            outcome, items = _parse_one(endpoint, f)
+            read.extend((at, answer) for answer in answers_of(router, f, at))
             del f
+        read.sort(key=lambda pair: ENDPOINT_NAMES.index(pair[1].endpoint))
+        for at, answer in read:
+            endpoint = answer.endpoint
+            outcome, items = _parse_one(answer)
             report.endpoints.append(outcome)
             answers.statuses.append(storage.EndpointStatus(
                 router.key, endpoint, outcome.ok, at,
@@ -210,6 +221,13 @@ def _parse(config: Config, fetched: list[Fetched], started: float, mono_start: f
                 )
             if not outcome.ok:
                 continue
+            if answer.parsed.signed_32bit:
+                answers.narrow.add(router.key)
+                if router.counter_bits != 32:
+                    answers.notes.append(
+                        f"{router.key} {endpoint}: byte counters came as signed 32-bit numbers "
+                        "(rpcd before 2023): read modulo 2^32 and counted as 32-bit counters; "
+                        'set "counter_bits": 32 for this router, or upgrade rpcd')
             if endpoint == "ap_stats":
                 poll.update(stations=items, stations_at=at, stations_complete=outcome.complete)
             elif endpoint == "wan_stats":
@@ -222,13 +240,10 @@ def _parse(config: Config, fetched: list[Fetched], started: float, mono_start: f
     return answers
 
 
-def _parse_one(endpoint: str, f: Fetched) -> tuple[EndpointOutcome, list]:
-    if not f.ok:
-        return EndpointOutcome(endpoint, False, f.error), []
-    try:
-        parsed = ENDPOINTS[endpoint].parser(f.body)
-    except ParseError as e:
-        return EndpointOutcome(endpoint, False, str(e)), []
+def _parse_one(answer: Answer) -> tuple[EndpointOutcome, list]:
+    endpoint, parsed = answer.endpoint, answer.parsed
+    if parsed is None:
+        return EndpointOutcome(endpoint, False, answer.error), []
     rejected = parsed.rejected_count
     first = str(parsed.rejected[0]) if parsed.rejected else ""
     if rejected and not parsed.items:
@@ -246,7 +261,8 @@ def _parse_one(endpoint: str, f: Fetched) -> tuple[EndpointOutcome, list]:
     return EndpointOutcome(endpoint, True, summary, rejected, first, parsed.complete), parsed.items
 
 
-def _account(config: Config, states: dict[str, RouterState], polls: dict[str, RouterPoll]) -> Accounted:
+def _account(config: Config, states: dict[str, RouterState], polls: dict[str, RouterPoll],
+             narrow: set[str]) -> Accounted:
     """The accounting rules over every router that answered; its readings dropped once used."""
     accounted = Accounted(deltas=[])
     max_rate = max_bytes_per_second(config.settings.max_rate_mbps)
@@ -255,7 +271,8 @@ def _account(config: Config, states: dict[str, RouterState], polls: dict[str, Ro
         if poll is None:
             continue
         outcome = account_router(router.key, states.get(router.key, RouterState()), poll,
-                                 counter_bits=router.counter_bits, max_rate=max_rate)
+                                 counter_bits=32 if router.key in narrow else router.counter_bits,
+                                 max_rate=max_rate)
         accounted.deltas.extend(outcome.deltas)
         accounted.notes.extend(outcome.notes)
         accounted.baselines[router.key] = outcome.baselines

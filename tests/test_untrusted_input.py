@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from support import REPO, T0, bystander, collect, run_cli, stored_usage, write_config
+from support import REPO, T0, bystander, collect, invoke, run_cli, stored_usage, write_config
 
 from api.app import create_app
 from collector.endpoints import ENDPOINT_NAMES
@@ -115,6 +115,44 @@ def test_credentials_in_urls_are_never_printed_stored_or_served(fleet, data_dir,
     refused = f"redirect to {with_user_info(other.url, '***')}/steal refused"
     assert refused in second.stderr and refused in check_config.stdout
     assert "closed: ap_stats FAILED (connection refused)" in second.stderr
+
+
+def test_ubus_passwords_are_never_printed_stored_or_served(fleet, data_dir, tmp_path):
+    """The ubus password (file or environment) appears in no output of run-once (-v, --dry-run,
+    a refused login, a dead router), check-config, check-router, the databases or the API."""
+    from collector.sim import ubus as sim_ubus
+
+    file_secret, env_secret = "Ub-file-s3cret-pw", "Ub-env-s3cret-pw"
+    for key in ("good", "refused", "dead", "from-env"):
+        fleet.add_router(key)
+        fleet.join(key, A)
+        fleet.routers[key].ubus_password = env_secret if key == "from-env" else file_secret
+    fleet.set_fault("dead", "down", ["ubus"])
+    config = fleet.write_config(tmp_path / "routers.json", settings=SETTINGS, source="ubus")
+    fleet.password_file.write_text(file_secret + "\n")
+    document = json.loads(config.read_text())
+    document["routers"]["refused"]["username"] = "root"  # this login is refused
+    del document["routers"]["from-env"]["password_file"]
+    write_config(config, document)
+    env = {"NETSTAT_UBUS_PASSWORD_FROM_ENV": env_secret}
+    outputs = []
+    for extra in ((), ("-v",), ("--dry-run",)):
+        fleet.advance(1800)
+        result = invoke("run-once", "--config", str(config), "--data-dir", str(data_dir), *extra,
+                        now=fleet.now, env=env)
+        assert result.code == 1 and "login as 'root' refused" in result.stderr, result.stderr
+        outputs += [result.stdout, result.stderr]
+    checked = invoke("check-config", "--config", str(config), env=env)
+    by_url = invoke("check-router", fleet.url("good", "ubus"), "--username", sim_ubus.USERNAME,
+                    "--password-file", str(fleet.password_file))
+    assert by_url.code == 0 and "1 stations parsed" in checked.stdout
+    outputs += [checked.stdout, checked.stderr, by_url.stdout, by_url.stderr,
+                *api_answers(data_dir, fleet.now)]
+    for text in outputs:
+        assert file_secret not in text and env_secret not in text, text
+    for path in data_dir.iterdir():
+        content = path.read_bytes()
+        assert file_secret.encode() not in content and env_secret.encode() not in content, path
 
 
 def test_bad_urls_with_credentials_are_configuration_errors_that_hide_them(tmp_path, data_dir):

@@ -29,9 +29,14 @@ def run_demo(data_dir: Path | None, rounds: int, echo: Callable[[str], None] = p
     start = time.time() - INTERVAL * (rounds - 1)
     fleet = build_fleet(3, 3, now=start, seed=42)
     with fleet:
-        config_path = fleet.write_config(data_dir / "routers.json", settings={"timezone": "UTC"})
+        # A mixed fleet: the main router through ubus, one access point through our CGI scripts,
+        # one through prometheus-node-exporter-lua.
+        sources = dict(zip(fleet.routers, ("ubus", "cgi", "prometheus"), strict=False))
+        config_path = fleet.write_config(data_dir / "routers.json", settings={"timezone": "UTC"},
+                                         sources=sources)
         config = load_config(config_path)
-        echo(f"Simulated routers on 127.0.0.1: {', '.join(fleet.routers)}")
+        echo("Simulated routers on 127.0.0.1: "
+             + ", ".join(f"{key} ({sources.get(key, 'cgi')})" for key in fleet.routers))
         echo(f"Data directory: {data_dir}")
         for round_no in range(rounds):
             if round_no == rounds // 2:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import threading
 import time
 import zlib
@@ -20,9 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from collector.endpoints import SCRIPT_NAMES
+from collector.sim import exporter, ubus
 
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES
+# What answers a router's other sources: uhttpd's /ubus and the exporter's /metrics.
+SOURCE_PATHS = {"ubus": "ubus", "metrics": "metrics"}
+ALL_PATHS = {**{e: f"cgi-bin/{name}" for e, name in PATHS.items()}, **SOURCE_PATHS}
+# The faults only one of them answers with.
+SOURCE_FAULTS = {**{f: "ubus" for f in ubus.FAULTS}, **{f: "metrics" for f in exporter.FAULTS}}
 
 
 def _first_line_with_nul(body: bytes) -> bytes:
@@ -64,7 +71,7 @@ ANSWER_FAULTS = {
 }
 # Faults in what the router renders: the answer is otherwise normal.
 RENDER_FAULTS = ("ok", "empty", "no-uptime", "no-connected")
-FAULTS = (*RENDER_FAULTS, *ANSWER_FAULTS, *BODY_FAULTS)
+FAULTS = (*RENDER_FAULTS, *ANSWER_FAULTS, *BODY_FAULTS, *SOURCE_FAULTS)
 # The reason phrase of the "reason-escapes" fault: 60 KB of terminal escapes (a window title,
 # a hyperlink, clear screen, a C1 CSI, U+202E's UTF-8 bytes, DEL), as a hostile router may send.
 HOSTILE_REASON = ((
@@ -98,6 +105,7 @@ class SimRouter:
     delay: float = 0.0  # seconds added to every answer (latency)
     slow_seconds: float = 30.0  # how long the "slow" fault stalls
     location: str = ""  # where the "redirect-away" fault sends the collector
+    ubus_password: str = ubus.PASSWORD  # what its rpcd login accepts
 
 
 class Fleet:
@@ -116,6 +124,10 @@ class Fleet:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.requests_served = 0
+        self.ubus = ubus.UbusSim(self)
+        self.posts: dict[str, int] = {}  # router -> ubus POSTs served
+        self.queries: list[str] = []  # the query strings of /metrics requests
+        self.password_file: Path | None = None  # written by write_config for ubus routers
 
     # --- time --------------------------------------------------------------------------
     @property
@@ -191,7 +203,11 @@ class Fleet:
                 station.associated_at = self.now
                 station.rx_bytes = station.tx_bytes = 0
 
-    def set_fault(self, router: str, mode: str, endpoints=tuple(PATHS)) -> None:
+    def set_fault(self, router: str, mode: str, endpoints=None) -> None:
+        """Make a router misbehave: on its three CGI endpoints, /ubus and /metrics, or on the
+        one a source's own fault (SOURCE_FAULTS) belongs to, unless endpoints are named."""
+        if endpoints is None:
+            endpoints = (SOURCE_FAULTS[mode],) if mode in SOURCE_FAULTS else tuple(ALL_PATHS)
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULTS)}")
         if mode == "gzip-bomb":
@@ -236,7 +252,11 @@ class Fleet:
     def _counter(self, router: SimRouter, value: int) -> int:
         return value % (2**router.counter_bits)
 
-    def render(self, router: SimRouter, endpoint: str) -> str:
+    def render(self, router: SimRouter, endpoint: str, query: str = "") -> str:
+        if endpoint == "metrics":
+            return exporter.render(self, router, query)
+        if endpoint == "ubus":  # what a slow or redirected POST finally gets
+            return '{"jsonrpc":"2.0","id":1,"result":[6]}'
         with self.lock:
             now = self.now
             if endpoint == "ap_stats":
@@ -262,10 +282,17 @@ class Fleet:
     def url(self, router: str, endpoint: str) -> str:
         assert self._server is not None, "call start() first"
         port = self._server.server_address[1]
-        return f"http://{LOOPBACK}:{port}/r{self.routers[router].index}/cgi-bin/{PATHS[endpoint]}"
+        return f"{self._scheme}://{LOOPBACK}:{port}/r{self.routers[router].index}/{ALL_PATHS[endpoint]}"
 
-    def start(self, port: int = 0) -> Fleet:
+    def start(self, port: int = 0, tls: tuple[str, str] | None = None) -> Fleet:
+        """Serve on 127.0.0.1; with tls (certificate file, key file) over HTTPS, as uhttpd can."""
         self._server = _Server((LOOPBACK, port), _handler_for(self))
+        self._scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -282,23 +309,45 @@ class Fleet:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def config(self, settings: dict | None = None, **per_router) -> dict:
-        """A routers.json document pointing at this fleet; per_router[key] adds router options."""
+    def config(self, settings: dict | None = None, source: str = "cgi", sources: dict | None = None,
+               **per_router) -> dict:
+        """A routers.json document pointing at this fleet, every router read through `source`
+        (or sources[key]); per_router[key] adds router options."""
         routers = {}
         for key, r in self.routers.items():
-            entry = {
-                "ap_stats": self.url(key, "ap_stats") if r.has_ap else "",
-                "wan_stats": self.url(key, "wan_stats") if r.has_wan else "",
-                "dhcp_leases": self.url(key, "dhcp_leases") if r.has_dhcp else "",
-            }
+            entry = self._entry(r, (sources or {}).get(key, source))
             if r.counter_bits != 64:
                 entry["counter_bits"] = r.counter_bits
             entry.update(per_router.get(key, {}))
             routers[key] = entry
         return {"settings": settings or {}, "routers": routers}
 
-    def write_config(self, path: Path, settings: dict | None = None, **per_router) -> Path:
-        path.write_text(json.dumps(self.config(settings, **per_router), indent=2))
+    def _entry(self, r: SimRouter, source: str) -> dict:
+        if source == "ubus":
+            return {"source": "ubus", "url": self.url(r.key, "ubus"), "username": ubus.USERNAME,
+                    "password_file": str(self.password_file or "/run/netstat/ubus.password"),
+                    "wan": r.has_wan, "dhcp": r.has_dhcp}
+        if source == "prometheus":
+            entry = {"source": "prometheus", "url": self.url(r.key, "metrics"), "wan": r.has_wan}
+            if r.has_wan:
+                entry["wan_device"] = ubus.WAN_DEVICE
+            if r.has_dhcp:
+                entry["dhcp_leases"] = self.url(r.key, "dhcp_leases")
+            return entry
+        return {
+            "ap_stats": self.url(r.key, "ap_stats") if r.has_ap else "",
+            "wan_stats": self.url(r.key, "wan_stats") if r.has_wan else "",
+            "dhcp_leases": self.url(r.key, "dhcp_leases") if r.has_dhcp else "",
+        }
+
+    def write_config(self, path: Path, settings: dict | None = None, source: str = "cgi",
+                     sources: dict | None = None, **per_router) -> Path:
+        """Write routers.json, and beside it (mode 0600) the ubus password file its routers use."""
+        if self.password_file is None:
+            self.password_file = path.parent / "ubus.password"
+            self.password_file.touch(mode=0o600)
+            self.password_file.write_text(ubus.PASSWORD + "\n")
+        path.write_text(json.dumps(self.config(settings, source, sources, **per_router), indent=2))
         return path
 
 
@@ -332,11 +381,23 @@ def _handler_for(fleet: Fleet):
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             fleet.requests_served += 1
+            self._answer("GET")
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            fleet.requests_served += 1
+            length = self.headers.get("Content-Length", "0")
+            self.posted = self.rfile.read(int(length)) if length.isdigit() else b""
+            self._answer("POST")
+
+        def _answer(self, method: str) -> None:
             if not by_path:
                 for r in list(fleet.routers.values()):
-                    for endpoint, name in PATHS.items():
-                        by_path[f"/r{r.index}/cgi-bin/{name}"] = (r.key, endpoint)
+                    for endpoint, name in ALL_PATHS.items():
+                        by_path[f"/r{r.index}/{name}"] = (r.key, endpoint)
             target = by_path.get(self.path.split("?")[0])
+            if target is not None and (method == "POST") != (target[1] == "ubus"):
+                self._send(405, b"method not allowed\n")
+                return
             if target is None:
                 by_path.clear()  # routers may have been added since: look again next time
                 self._send(404, b"not found\n")
@@ -350,7 +411,15 @@ def _handler_for(fleet: Fleet):
             if answer is not None:
                 getattr(self, answer)(router)
                 return
-            body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
+            if endpoint == "ubus":
+                with fleet.lock:
+                    fleet.posts[router.key] = fleet.posts.get(router.key, 0) + 1
+                    body = fleet.ubus.answer(router, self.posted)
+            elif endpoint == "metrics":
+                fleet.queries.append(self.path.partition("?")[2])
+                body = fleet.render(router, endpoint, self.path.partition("?")[2]).encode()
+            else:
+                body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
             self._send(200, BODY_FAULTS[fault](body) if fault in BODY_FAULTS else body)
 
         # --- faults that answer in their own way: ANSWER_FAULTS maps each name to one of these ---
