@@ -24,7 +24,7 @@ import random
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,8 @@ from bench.common import MIB, Profile, Sample, Section, fmt, log
 from collector import storage
 from collector.accounting import WAN, Baseline, UptimeMark, Usage, local_day, period_containing
 from collector.parse import Lease
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 ZONE = ZoneInfo("UTC")
 YEAR_START = datetime(2025, 3, 1, tzinfo=UTC).timestamp()

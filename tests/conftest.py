@@ -9,12 +9,14 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from collector.simulate import Fleet
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 REPO = Path(__file__).resolve().parent.parent
 # A fixed, ordinary moment in the middle of a billing period (UTC).

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from conftest import (
@@ -22,6 +22,8 @@ from conftest import (
     truth_of,
     write_config,
 )
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 A = "02:00:00:00:00:0a"
 B = "02:00:00:00:00:0b"

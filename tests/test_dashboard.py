@@ -19,7 +19,7 @@ import random
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,8 @@ from conftest import REPO, ApiServer, collect, gunicorn_server, stored_usage
 from api.app import SECURITY_HEADERS
 from collector.report import human_bytes as human  # the binary units the page uses too
 from collector.simulate import Fleet
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "dashboard.png"
