@@ -1,11 +1,17 @@
 """Answers that change only when the collector commits: ETag, Last-Modified, 304, and a cache.
 
-The state an answer is computed from is named by `reads.file_state` (the files'
-identity, size and mtime) and `reads.data_state` (the last run, the lease rows,
+The state an answer is computed from is named by `queries.file_state` (the files'
+identity, size and mtime) and `queries.data_state` (the last run, the lease rows,
 read in the request's snapshot). An answer is cached under that state plus the
 route and its resolved parameters, and its ETag is a hash of the same key, so a
 repeat request costs a few stat() calls and one small query, and answers 304 when
 the client already has it.
+
+Preconditions are evaluated here, in RFC 9110's order, for every answer: data
+answers call `not_modified` before computing anything; api.app applies it to the
+other successful answers (the OpenAPI document, the dashboard and its files) after
+they are made. Werkzeug's own conditional handling is not used anywhere: it reads
+an If-Match that matches nothing as "not modified" and ignores If-Unmodified-Since.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from collections.abc import Callable, Hashable
 from datetime import datetime, timezone
 
 from flask import Response, current_app, request
-from werkzeug.http import http_date, is_resource_modified
+from werkzeug.datastructures import ETags
+from werkzeug.exceptions import PreconditionFailed
+from werkzeug.http import http_date
 
-from api import db
+from api import db, queries
 from collector import reads
 
 JSON = "application/json"
@@ -56,6 +64,39 @@ class AnswerCache:
                 self._items.popitem(last=False)
 
 
+def _matches(tags: ETags, etag: str | None, weak: bool, *, strong: bool) -> bool:
+    if tags.star_tag:  # "*": there is a current representation, the one being answered
+        return True
+    if etag is None:
+        return False
+    if strong:
+        return not weak and tags.is_strong(etag)
+    return tags.contains_weak(etag)
+
+
+def not_modified(etag: str | None, last_modified: datetime | None, *, weak: bool = False) -> bool:
+    """RFC 9110 section 13.2.2 for a GET or HEAD answered with this ETag and date.
+
+    True when the client's copy is current (answer 304); raises PreconditionFailed
+    (412) when If-Match matches nothing or, without If-Match, the answer changed after
+    If-Unmodified-Since. If-None-Match is only looked at once those pass, and
+    If-Modified-Since only without If-None-Match. `etag` is unquoted.
+    """
+    headers = request.headers
+    if "If-Match" in headers:
+        # Strong comparison: a weak tag never matches, "*" always does.
+        if not _matches(request.if_match, etag, weak, strong=True):
+            raise PreconditionFailed("If-Match: the current answer has none of these ETags")
+    elif request.if_unmodified_since is not None and last_modified is not None:
+        if last_modified > request.if_unmodified_since:
+            raise PreconditionFailed("If-Unmodified-Since: the answer changed after that time")
+    if "If-None-Match" in headers:
+        return _matches(request.if_none_match, etag, weak, strong=False)
+    if request.if_modified_since is not None and last_modified is not None:
+        return last_modified <= request.if_modified_since
+    return False
+
+
 def encode_json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -75,15 +116,15 @@ def respond(
     `not_before` is when such a default last moved: Last-Modified is never older.
     """
     conn = db.connection()
-    files = reads.file_state(db.data_dir())
-    key = (name, params, files, reads.data_state(conn))
+    files = queries.file_state(db.data_dir())
+    key = (name, params, files, queries.data_state(conn))
     etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     moments = [t for t in (reads.last_run_at(conn), not_before) if t is not None]
     modified = datetime.fromtimestamp(int(max(moments)), timezone.utc) if moments else None
     headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
     if modified is not None:
         headers["Last-Modified"] = http_date(modified)
-    if not is_resource_modified(request.environ, etag=etag, last_modified=modified):
+    if not_modified(etag, modified):
         return Response(status=304, headers=headers)
     cache: AnswerCache = current_app.extensions["netstat_answers"]
     body = cache.get(key)

@@ -1,10 +1,12 @@
 """The app factory: `gunicorn 'api.app:create_app()'` or `flask --app api.app run`.
 
 Configuration comes from the environment (NETSTAT_DATA_DIR, NETSTAT_HEALTH_MAX_AGE,
-and NETSTAT_NOW for tests and replays only) or from `test_config`. Every answer but
-the dashboard's page and its static files is JSON, errors included: domain and HTTP
-errors are turned into `{"error": ..., "status": ...}` here, once. Every answer gets
-the security headers below.
+NETSTAT_ALLOWED_HOSTS, and NETSTAT_NOW for tests and replays only) or from
+`test_config`. Every answer but the dashboard's page and its static files is JSON,
+errors included: domain and HTTP errors are turned into `{"error": ..., "status": ...}`
+here, once. Every answer gets the security headers below. Nothing answers with a
+redirect (no trailing-slash or double-slash 308s) or an automatic `OPTIONS` page, and a
+`Host` that is not one of ours is a 400 (api.hosts).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import sqlite3
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, PreconditionFailed
 
-from api import answers, compat, dashboard, db, v1
-from collector import reads
+from api import answers, compat, dashboard, db, hosts, v1
 from collector.config import DEFAULT_DATA_DIR
+from collector.errors import DataUnavailable
 
 # Two missed 30-minute runs plus ten minutes of slack.
 DEFAULT_HEALTH_MAX_AGE = 2 * 30 * 60 + 600
@@ -56,16 +58,29 @@ def _from_environment() -> dict[str, Any]:
         "HEALTH_MAX_AGE": DEFAULT_HEALTH_MAX_AGE if max_age is None else max_age,
         "NOW": _number("NETSTAT_NOW", os.environ.get("NETSTAT_NOW")),
         "CACHE_ENTRIES": DEFAULT_CACHE_ENTRIES,
+        "ALLOWED_HOSTS": hosts.configured_names(os.environ.get("NETSTAT_ALLOWED_HOSTS", ""),
+                                                "NETSTAT_ALLOWED_HOSTS"),
     }
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES."""
-    # api/static/ is served at /static/: the dashboard's script, style and icon.
-    app = Flask(__name__, static_folder="static")
+    """Build the app; test_config overrides DATA_DIR, HEALTH_MAX_AGE, NOW, CACHE_ENTRIES and
+    ALLOWED_HOSTS (names beside IP literals, localhost and the machine's own names)."""
+    # api/static/ is served at /static/ by dashboard.static_file, not by Flask's own
+    # view, whose conditional answers follow Werkzeug's rules instead of ours.
+    app = Flask(__name__, static_folder=None)
+    # One URL per answer: `/api/v1` is the index itself, `//x` and `/api/v1/usage/` are 404s.
+    # Werkzeug would redirect them with an HTML 308 naming the request's Host.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    # OPTIONS is a 405 like any other method but GET and HEAD (Flask would answer an
+    # empty text/html 200); set before the routes are added, which read it.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config.from_mapping(_from_environment())
     if test_config:
         app.config.update(test_config)
+    app.extensions["netstat_hosts"] = hosts.HostPolicy.build(
+        hosts.configured_names(app.config["ALLOWED_HOSTS"], "ALLOWED_HOSTS"))
     if float(app.config["HEALTH_MAX_AGE"]) <= 0:
         raise ValueError("NETSTAT_HEALTH_MAX_AGE must be above 0 seconds")
     app.json.sort_keys = False  # keep the documented key order
@@ -75,10 +90,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1.root)
     app.register_blueprint(dashboard.bp)
+    app.add_url_rule("/static/<path:filename>", endpoint="static", view_func=dashboard.static_file)
+    app.before_request(_only_our_hosts)
+    # after_request functions run last-registered first: the headers go on the final answer.
     app.after_request(_security_headers)
+    app.after_request(_preconditions)
     app.teardown_appcontext(db.close_connection)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(reads.DataUnavailable, _unavailable)
+    app.register_error_handler(DataUnavailable, _unavailable)
     app.register_error_handler(sqlite3.Error, _database_error)
     app.register_error_handler(Exception, _internal_error)
     return app
@@ -87,6 +106,33 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+def _only_our_hosts() -> None:
+    policy: hosts.HostPolicy = current_app.extensions["netstat_hosts"]
+    if not policy.allows(request.host):
+        raise BadRequest(f"Host not served here: {request.headers.get('Host', '')!r} (a name of "
+                         f"this machine that is not its own host name belongs in NETSTAT_ALLOWED_HOSTS)")
+
+
+def _preconditions(response: Response) -> Response:
+    """If-Match and friends on the successful answers that did not evaluate them first.
+
+    Data answers (answers.respond) evaluate them before computing anything; the
+    others (the OpenAPI document, the index, /healthz, the dashboard and its files)
+    are complete here. Errors ignore preconditions (RFC 9110 section 13.2.1).
+    """
+    if request.method not in ("GET", "HEAD") or not 200 <= response.status_code < 300:
+        return response
+    etag, weak = response.get_etag()
+    try:
+        current = answers.not_modified(etag, response.last_modified, weak=weak)
+    except PreconditionFailed as e:
+        response.close()
+        return _http_error(e)
+    if current:
+        response.status_code = 304  # Werkzeug drops the body and its headers on the way out
     return response
 
 
@@ -108,7 +154,7 @@ def _http_error(e: HTTPException) -> Response:
     return _json_error(status, message)
 
 
-def _unavailable(e: reads.DataUnavailable) -> Response:
+def _unavailable(e: DataUnavailable) -> Response:
     return _json_error(503, str(e))
 
 

@@ -13,18 +13,18 @@ from datetime import datetime
 
 from flask import Blueprint, Response, request
 
-from api import answers, db
-from collector import reads
+from api import answers, db, queries
+from collector.errors import DataUnavailable
+from collector.schema import LEASES_DB, STATS_DB, WAN
 
 bp = Blueprint("compat", __name__)
 
 ACTIONS = ("clients", "wan", "leases", "combined")
-WAN = "main_wan"
 _NEEDS = {
-    "clients": (reads.STATS_DB,),
-    "wan": (reads.STATS_DB,),
-    "leases": (reads.LEASES_DB,),
-    "combined": (reads.STATS_DB, reads.LEASES_DB),
+    "clients": (STATS_DB,),
+    "wan": (STATS_DB,),
+    "leases": (LEASES_DB,),
+    "combined": (STATS_DB, LEASES_DB),
 }
 _UNAVAILABLE = {
     "clients": "Could not connect to the stats database.",
@@ -61,7 +61,7 @@ def _php_time(text: object) -> object:
 
 
 def _rows(conn: sqlite3.Connection, table: str, schema: str, required: bool) -> list[dict]:
-    rows = reads.table_rows(conn, table, schema)
+    rows = queries.table_rows(conn, table, schema)
     if rows is None:
         if required:
             raise TableMissing(f"no such table: {table}")
@@ -130,7 +130,7 @@ def api_php() -> Response:
         conn = db.connection(require=_NEEDS[action], optional=())
         return answers.respond(f"api.php {action}", (), lambda: _BUILD[action](conn),
                                encode=php_json)
-    except reads.DataUnavailable:
+    except DataUnavailable:
         return _error(500, _UNAVAILABLE[action])
     except (sqlite3.Error, TableMissing) as e:
         return _error(500, f"An unexpected error occurred: {e}")

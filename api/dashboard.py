@@ -16,14 +16,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response, send_file, send_from_directory
 
 bp = Blueprint("dashboard", __name__)
 
-PAGE = Path(__file__).resolve().parent / "templates" / "dashboard.html"
+HERE = Path(__file__).resolve().parent
+PAGE = HERE / "templates" / "dashboard.html"
+STATIC = HERE / "static"
+
+# conditional=False: api.app answers If-None-Match, If-Match and the rest for these, by
+# the same rules as for the data (answers.not_modified). No byte ranges: the files are small.
 
 
 @bp.get("/")
 def page() -> Response:
     """The dashboard page, with an ETag and `no-cache` so an upgrade shows at once."""
-    return send_file(PAGE, mimetype="text/html", conditional=True)
+    return send_file(PAGE, mimetype="text/html", conditional=False)
+
+
+def static_file(filename: str) -> Response:
+    """/static/FILENAME: the page's script, style and icon, with an ETag and `no-cache`."""
+    return send_from_directory(STATIC, filename, conditional=False)

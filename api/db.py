@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import current_app, g
 
 from collector import reads
+from collector.schema import LEASES_DB, STATS_DB
 
 
 def data_dir() -> Path:
@@ -21,10 +22,10 @@ def now() -> float:
     return time.time() if fixed is None else float(fixed)
 
 
-def connection(*, require=(reads.STATS_DB,), optional=(reads.LEASES_DB,)) -> sqlite3.Connection:
+def connection(*, require=(STATS_DB,), optional=(LEASES_DB,)) -> sqlite3.Connection:
     """This request's connection, opened on first use, inside one read snapshot.
 
-    Raises reads.DataUnavailable when a required database is missing or unreadable.
+    Raises DataUnavailable when a required database is missing or unreadable.
     """
     if "db" not in g:
         conn = reads.open_readonly(data_dir(), require=require, optional=optional)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from collector.reads import MAX_YEAR, MIN_YEAR
+# The very expressions the read side parses `?period=`, `?from=` and `?to=` with.
+from collector.endpoints import ENDPOINT_NAMES
+from collector.periods import DAY_PATTERN, MONTH_PATTERN
 
-# Years MIN_YEAR..MAX_YEAR (1970..9998) as a regular expression.
-assert (MIN_YEAR, MAX_YEAR) == (1970, 9998)
-_YEAR = "(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-MONTH_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])$"
-DAY_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 MAC_PATTERN = "^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5})$"
 
 
@@ -56,6 +53,8 @@ def _error(description: str) -> dict:
 _NOT_MODIFIED = {"description": "Not modified since the ETag or date the client sent",
                  "headers": _CACHE_HEADERS}
 _UNAVAILABLE = _error("A database is missing or unreadable; the message names it")
+_PRECONDITION_FAILED = _error("If-Match matches no current ETag (`*` always does), or, without "
+                              "If-Match, the answer changed after If-Unmodified-Since")
 
 
 def _get(summary: str, ok: dict, *, parameters: list | None = None, errors: dict | None = None,
@@ -63,6 +62,7 @@ def _get(summary: str, ok: dict, *, parameters: list | None = None, errors: dict
     responses = {"200": ok}
     if cached:
         responses["304"] = _NOT_MODIFIED
+    responses["412"] = _PRECONDITION_FAILED
     if reads_data:
         responses["503"] = _UNAVAILABLE
     responses.update(errors or {})
@@ -136,7 +136,7 @@ def _schemas() -> dict:
             "router": _nullable("string"), "updated_at": _NULL_TIME,
         }),
         "Endpoint": _object({
-            "endpoint": {"type": "string", "enum": ["ap_stats", "wan_stats", "dhcp_leases"]},
+            "endpoint": {"type": "string", "enum": list(ENDPOINT_NAMES)},
             "ok": {"type": "boolean", "description": "the last attempt succeeded"},
             "last_ok_at": _NULL_TIME, "last_attempt_at": _NULL_TIME,
             "last_error": _nullable("string"), "last_error_at": _NULL_TIME,
@@ -185,7 +185,9 @@ def document() -> dict:
             "version": "1",
             "description": "Read-only per-device and WAN traffic totals collected from OpenWrt "
                            "routers. Answers carry an ETag and Last-Modified; they change only "
-                           "when the collector commits a run.",
+                           "when the collector commits a run. Only GET and HEAD exist (any other "
+                           "method is a 405), and only for the Host names the server is meant to "
+                           "be reached by (any other Host is a 400).",
         },
         "paths": {
             "/api/v1/usage": _get(

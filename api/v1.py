@@ -7,10 +7,12 @@ from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
-from api import answers, db, openapi
+from api import answers, db, openapi, queries
 from collector import reads
-from collector.accounting import WAN
+from collector.errors import DataUnavailable
 from collector.parse import normalise_mac
+from collector.periods import MIN_YEAR, parse_day, parse_month
+from collector.schema import LEASES_DB, STATS_DB, WAN
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 root = Blueprint("root", __name__)
@@ -55,8 +57,8 @@ def periods() -> Response:
 
 
 def _month_before(label: str, months: int) -> str:
-    year, month = reads.parse_month(label)
-    index = max(year * 12 + month - 1 - months, reads.MIN_YEAR * 12)
+    year, month = parse_month(label)
+    index = max(year * 12 + month - 1 - months, MIN_YEAR * 12)
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
@@ -72,9 +74,9 @@ def _history(device: str) -> Response:
     try:
         if granularity == "day":
             today = datetime.fromtimestamp(now, settings.zone).date()
-            last = reads.parse_day(args["to"], "to") if "to" in args else today
-            first = (reads.parse_day(args["from"], "from") if "from" in args
-                     else max(last - timedelta(days=DEFAULT_DAYS - 1), date(reads.MIN_YEAR, 1, 1)))
+            last = parse_day(args["to"], "to") if "to" in args else today
+            first = (parse_day(args["from"], "from") if "from" in args
+                     else max(last - timedelta(days=DEFAULT_DAYS - 1), date(MIN_YEAR, 1, 1)))
             span = (last - first).days + 1
             limit, unit = MAX_DAYS, "days"
             if "to" not in args:
@@ -84,9 +86,9 @@ def _history(device: str) -> Response:
         else:
             current = reads.resolve_period(settings, None, now)
             last_text = args["to"] if "to" in args else current.label
-            last_year, last_month = reads.parse_month(last_text, "to")
+            last_year, last_month = parse_month(last_text, "to")
             first_text = args["from"] if "from" in args else _month_before(last_text, DEFAULT_MONTHS - 1)
-            first_year, first_month = reads.parse_month(first_text, "from")
+            first_year, first_month = parse_month(first_text, "from")
             span = (last_year - first_year) * 12 + last_month - first_month + 1
             limit, unit = MAX_MONTHS, "months"
             if "to" not in args:
@@ -100,9 +102,9 @@ def _history(device: str) -> Response:
 
     def compute() -> dict:
         if granularity == "day":
-            points = reads.daily_history(conn, device, first, last, settings)
+            points = queries.daily_history(conn, device, first, last, settings)
         else:
-            points = reads.monthly_history(conn, device, first_text, last_text, settings)
+            points = queries.monthly_history(conn, device, first_text, last_text, settings)
         rx = sum(p["rx_bytes"] for p in points)
         tx = sum(p["tx_bytes"] for p in points)
         download, upload = (rx, tx) if device == WAN else (tx, rx)
@@ -120,7 +122,7 @@ def client_history(mac: str) -> Response:
     device = normalise_mac(mac)
     if device is None:
         _bad(f"not a MAC address: {mac!r}")
-    if not reads.known_device(db.connection(), device):
+    if not queries.known_device(db.connection(), device):
         abort(404, description=f"no traffic, lease or name recorded for {device}")
     return _history(device)
 
@@ -134,10 +136,10 @@ def wan_history() -> Response:
 def leases() -> Response:
     conn = db.connection()
     if not reads.has_leases(conn):
-        raise reads.DataUnavailable(
-            f"{db.data_dir() / reads.LEASES_DB}: no such database (has the collector run yet?)")
+        raise DataUnavailable(
+            f"{db.data_dir() / LEASES_DB}: no such database (has the collector run yet?)")
     settings = reads.read_settings(conn)
-    return answers.respond("leases", (), lambda: {"leases": reads.leases(conn, settings)})
+    return answers.respond("leases", (), lambda: {"leases": queries.leases(conn, settings)})
 
 
 @bp.get("/routers")
@@ -146,11 +148,11 @@ def routers() -> Response:
     settings = reads.read_settings(conn)
 
     def compute() -> dict:
-        run = reads.last_run(conn)
+        run = queries.last_run(conn)
         if run is not None:
             run = {k: (v if k.startswith("endpoints") else reads.iso(v, settings.zone))
                    for k, v in run.items()}
-        return {"routers": reads.routers(conn, settings), "last_run": run}
+        return {"routers": queries.routers(conn, settings), "last_run": run}
 
     return answers.respond("routers", (), compute)
 
@@ -158,8 +160,8 @@ def routers() -> Response:
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     response = Response(answers.encode_json(openapi.document()), content_type=answers.JSON)
-    response.add_etag()
-    return response.make_conditional(request)
+    response.add_etag()  # api.app answers the conditional request
+    return response
 
 
 @root.get("/healthz")
@@ -169,10 +171,10 @@ def healthz() -> Response:
     body: dict = {"status": "ok", "reason": None, "last_run_at": None, "last_success_at": None,
                   "age_seconds": None, "max_age_seconds": max_age, "endpoints_failed": None}
     try:
-        conn = db.connection(require=(reads.STATS_DB, reads.LEASES_DB), optional=())
+        conn = db.connection(require=(STATS_DB, LEASES_DB), optional=())
         settings = reads.read_settings(conn)
-        run = reads.last_run(conn)
-    except (reads.DataUnavailable, sqlite3.Error) as e:
+        run = queries.last_run(conn)
+    except (DataUnavailable, sqlite3.Error) as e:
         body.update(status="unavailable", reason=str(e))
         return _health(body, 503)
     if run is None or run["last_fetched_at"] is None:

@@ -343,7 +343,7 @@ def targets(profile: Profile, verdicts: dict[str, dict]) -> list[list[str]]:
                 f"{app_text}, against a floor of {floor_text} for a route that reads no "
                 "database through the same gunicorn. Before it can answer 304, "
                 "api/answers.py opens both databases (with their WAL index) and reads "
-                f"reads.data_state and reads.last_run_at ({scan_text}, section 5); the newest "
+                f"queries.data_state and reads.last_run_at ({scan_text}, section 5); the newest "
                 "run is read by rowid, so this does not grow with history. Fix: keep one "
                 "read-only connection per worker instead of one per request, or answer a "
                 "conditional request from the files' state before opening SQLite at all. "

@@ -34,6 +34,7 @@ from bench.common import (
     run_child,
 )
 from collector import fetch
+from collector.schema import STATS_DB
 
 INTERVAL = 1800.0  # seconds of traffic between two runs, as from cron
 SYNC_CALLS = "fsync,fdatasync,msync,sync_file_range,sync,syncfs"
@@ -126,9 +127,9 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
     import time
 
     from collector.config import load_config
-    from collector.run import _requests
+    from collector.fetch import requests_for
 
-    requests_ = _requests(load_config(fleet.config))
+    requests_ = requests_for(load_config(fleet.config).routers)
     saved = fetch.MAX_WORKERS
     fetch.MAX_WORKERS = workers or saved
     try:
@@ -145,9 +146,9 @@ def fetch_only(fleet: FleetProcess, workers: int | None = None) -> float:
 
 def request_count(fleet: FleetProcess) -> int:
     from collector.config import load_config
-    from collector.run import _requests
+    from collector.fetch import requests_for
 
-    return len(_requests(load_config(fleet.config)))
+    return len(requests_for(load_config(fleet.config).routers))
 
 
 # --- 1. run-once time and CPU; 2. syncs; memory of the same runs --------------------------------
@@ -243,7 +244,7 @@ def writer_syncs(python: str, mode: str, devices: int, work: Path, max_seconds: 
     directory = work / f"writer-{mode}-{devices}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir()
-    database = directory / "network_stats.db"
+    database = directory / STATS_DB
     script = str(REPO / "bench" / "writers.py")
     setup = subprocess.run([python, script, mode, str(database), str(devices), "0"],
                            capture_output=True, text=True, timeout=600)

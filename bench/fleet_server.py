@@ -2,7 +2,7 @@
 
     python -m bench.fleet_server --routers N --stations M --latency 0.2 --config PATH [--extra MODE]
 
-It serves `collector.simulate.build_fleet(N, M)` on 127.0.0.1 (any free port),
+It serves `collector.sim.routers.build_fleet(N, M)` on 127.0.0.1 (any free port),
 writes a routers.json for it, prints `ready NOW`, then obeys one command per
 line on stdin:
 
@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 
 from collector.fetch import SIZE_CAP
-from collector.simulate import Fleet, build_fleet
+from collector.sim.routers import Fleet, build_fleet
 
 # A fixed, ordinary moment (2026-03-10 12:00 UTC): every bench run sees the same calendar.
 START = 1773144000.0

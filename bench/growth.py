@@ -2,7 +2,7 @@
 
 A year of 30-minute runs is 17,520 runs. Instead of running the CLI that often,
 the year is written through the collector's own storage layer
-(collector.storage.commit_stats and commit_leases, with StatsUpdate values built
+(collector.storage.commit_stats and commit_leases, with RunUpdate values built
 from collector.accounting types), on virtual time:
 
 - "every run": one commit per simulated 30-minute run, as the collector would
@@ -30,8 +30,10 @@ from zoneinfo import ZoneInfo
 
 from bench.common import MIB, Profile, Sample, Section, fmt, log
 from collector import storage
-from collector.accounting import WAN, Baseline, UptimeMark, Usage, local_day, period_containing
+from collector.accounting import Baseline, UptimeMark, Usage
 from collector.parse import Lease
+from collector.periods import local_day, period_containing
+from collector.schema import LEASES_DB, STATS_DB, WAN
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
@@ -70,8 +72,8 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
     """Write `days` days of 30-minute runs for `devices` devices into a new data directory."""
     shutil.rmtree(data_dir, ignore_errors=True)
     storage.ensure_data_dir(data_dir)
-    stats_path = data_dir / storage.STATS_DB
-    leases_path = data_dir / storage.LEASES_DB
+    stats_path = data_dir / STATS_DB
+    leases_path = data_dir / LEASES_DB
     stats = storage.connect_writer(stats_path)
     storage.migrate_stats(stats, stats_path, ZONE, 1)
     leases_conn = storage.connect_writer(leases_path)
@@ -128,7 +130,7 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
             statuses += [storage.EndpointStatus("router-1", "wan_stats", True, at, items=1),
                          storage.EndpointStatus("router-1", "dhcp_leases", True, at,
                                                 items=len(leases))]
-            update = storage.StatsUpdate(
+            update = storage.RunUpdate(
                 started_at=at, finished_at=at + 1, current_period_at=at, usage=usage,
                 baselines=baselines,
                 uptimes={"router-1": UptimeMark(int(at - YEAR_START) + 86400, at)},
@@ -148,6 +150,7 @@ def build_history(data_dir: Path, devices: int, days: int, *, per_run: bool,
 
 def time_queries(history: History, repeats: int) -> dict[str, Sample]:
     """The read functions the API calls, on one open read-only connection."""
+    from api import queries as api_queries
     from collector import reads
 
     conn = reads.open_readonly(history.data_dir)
@@ -164,19 +167,19 @@ def time_queries(history: History, repeats: int) -> dict[str, Sample]:
         queries = {
             "usage, current period": lambda: reads.usage(conn, current, settings),
             "usage, a period 6 months back": lambda: reads.usage(conn, past, settings),
-            "client history, 30 days": lambda: reads.daily_history(
+            "client history, 30 days": lambda: api_queries.daily_history(
                 conn, device, last - timedelta(days=29), last, settings),
-            "client history, 366 days": lambda: reads.daily_history(
+            "client history, 366 days": lambda: api_queries.daily_history(
                 conn, device, last - timedelta(days=365), last, settings),
-            "client history, 12 months": lambda: reads.monthly_history(
+            "client history, 12 months": lambda: api_queries.monthly_history(
                 conn, device, first_month, current.label, settings),
-            "WAN history, 30 days": lambda: reads.daily_history(
+            "WAN history, 30 days": lambda: api_queries.daily_history(
                 conn, WAN, last - timedelta(days=29), last, settings),
-            "WAN history, 12 months": lambda: reads.monthly_history(
+            "WAN history, 12 months": lambda: api_queries.monthly_history(
                 conn, WAN, first_month, current.label, settings),
-            "known_device (client history's check)": lambda: reads.known_device(conn, device),
+            "known_device (client history's check)": lambda: api_queries.known_device(conn, device),
             # What every request pays before any answer, a 304 included (api/answers.py).
-            "data_state (every request)": lambda: reads.data_state(conn),
+            "data_state (every request)": lambda: api_queries.data_state(conn),
             "last_run_at (every request)": lambda: reads.last_run_at(conn),
         }
         samples = {name: Sample() for name in queries}
@@ -266,10 +269,10 @@ def section_growth(profile: Profile, result: GrowthResult) -> tuple[Section, dic
     rows = []
     for h in result.histories:
         runs = h.days * RUNS_PER_DAY
-        stats_size = h.size(storage.STATS_DB)
+        stats_size = h.size(STATS_DB)
         rows.append([
             fmt(h.devices), fmt(h.days), "every run" if h.per_run else "one commit a day",
-            fmt(h.commits), fmt(stats_size / MIB, 2), fmt(h.size(storage.LEASES_DB) / MIB, 2),
+            fmt(h.commits), fmt(stats_size / MIB, 2), fmt(h.size(LEASES_DB) / MIB, 2),
             fmt(stats_size / max(h.devices * h.days, 1), 0),
             fmt(h.seconds, 1), fmt(runs),
         ])

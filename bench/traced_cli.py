@@ -99,8 +99,8 @@ def main() -> None:
     from collector.cli import cli
 
     _phases["imports"] += time.perf_counter() - start + (start - _T0)
-    for attribute, phase in (("fetch_all", "fetch"), ("_account", "parse + account"),
-                             ("bucket", "bucket into periods and days")):
+    for attribute, phase in (("fetch_all", "fetch"), ("_parse", "parse + account"),
+                             ("_account", "parse + account"), ("bucket", "bucket into periods and days")):
         _timed(collector.run, attribute, phase)
     for attribute, phase in (("check_pair", "open + migrate databases"),
                              ("connect_writer", "open + migrate databases"),

@@ -6,3 +6,6 @@ __version__ = "0.1.0"
 # that `netstat-collect --help` imports nothing but click.
 DEFAULT_CONFIG = "/etc/netstat-collect/routers.json"
 DEFAULT_DATA_DIR = "/var/www/netstat-data"
+# How long a run waits for another run's lock before giving up (exit 3): longer than a
+# slow run of a large fleet, far shorter than cron's 30 minutes.
+DEFAULT_LOCK_WAIT_SECONDS = 120.0

@@ -7,13 +7,19 @@ The rules (README, "How bytes are counted"):
 1. Baselines are kept per (router, device) and per router WAN.
 2. First successful contact with a router's endpoint records baselines and counts nothing.
 3. A station new to a router already known counts in full: station counters start
-   at association.
+   at association. A station missing from a complete answer has left, and its
+   baseline goes, unless the router reports connected seconds: then its baseline is
+   kept (up to MISSING_BASELINE_KEEP_SECONDS) and rule 5 judges it when it is listed
+   again. An answer with rejected lines is not complete: it drops no baseline.
 4. A counter that went down was reset (64-bit: count the new value) or wrapped
    (32-bit: count 2^32 - old + new) unless there is evidence of a reset.
 5. Evidence of a reset: the router's uptime went down, or is shorter than the time
    since a baseline was sampled (that baseline predates the reboot); a station's
    connected seconds shorter than the time since its baseline (it re-associated).
 6. A delta above max_rate over the elapsed time is impossible: count 0, rebaseline.
+   The elapsed time is what we measured: the time since the baseline was read, or
+   for a new station since the router's last successful answer. A router's uptime
+   or connected seconds can only shorten it, never lengthen it.
 7. A failed fetch changes nothing; the next success counts the whole gap.
 8. Each delta belongs to the period containing its poll time, in the configured zone.
 9. main_wan is the sum of every router's WAN deltas.
@@ -21,20 +27,24 @@ The rules (README, "How bytes are counted"):
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from collector.parse import StationSample, WanSample
+from collector.periods import local_day, period_containing
+from collector.schema import WAN
 
-WAN = "main_wan"  # the device id of WAN rows, as in the seed's monthly_stats
 WRAP_32 = 2**32
 # Uptime and connected seconds are whole seconds read on the router some time
 # before the answer reaches us; differences below this are measurement noise,
 # not evidence of a reset.
 SLACK_SECONDS = 2.0
+# How long the baseline of a station missing from its router's answers is kept when
+# that router reports connected seconds (rule 3). Its return is judged by those
+# seconds, so keeping it longer costs nothing in exactness; the bound keeps stations
+# that never return (randomised MACs) from piling up.
+MISSING_BASELINE_KEEP_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,9 @@ class Baseline:
     rx_bytes: int
     tx_bytes: int
     sampled_at: float
+    # The router reported how long this station had been associated when it was read:
+    # if it goes missing, its return can be judged by its connected seconds (rule 3).
+    connected_hint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,8 @@ class RouterPoll:
 
     stations: Sequence[StationSample] | None = None
     stations_at: float = 0.0
+    # False when lines of the answer were rejected: a station not listed may be one of them.
+    stations_complete: bool = True
     wan: WanSample | None = None
     wan_at: float = 0.0
 
@@ -227,10 +242,13 @@ def account_router(
                 delta = Delta(router, station.mac, 0, 0, at, "first contact")
             elif old is None:
                 # Rule 3: the station associated since the last poll, and its
-                # counters started at zero then.
-                elapsed = station.connected_seconds
-                if elapsed is None and state.last_ap_at is not None:
-                    elapsed = at - state.last_ap_at
+                # counters started at zero then. Rule 6: the time it had to move them
+                # is at most the time since the router's last answer; its connected
+                # seconds, a number the router chooses, may only shorten that.
+                elapsed = None if state.last_ap_at is None else at - state.last_ap_at
+                if station.connected_seconds is not None:
+                    elapsed = (station.connected_seconds if elapsed is None
+                               else min(elapsed, station.connected_seconds))
                 # With no elapsed time known at all, no rate can be judged: -inf says so.
                 since = at - elapsed if elapsed is not None else float("-inf")
                 delta = _pair(router, station.mac, Baseline(0, 0, since),
@@ -251,73 +269,34 @@ def account_router(
                               bits=counter_bits, reset=reset, reset_elapsed=reset_elapsed,
                               max_rate=max_rate, notes=notes)
             deltas.append(delta)
-            baselines[station.mac] = Baseline(station.rx_bytes, station.tx_bytes, at)
-        # A station missing from a complete answer has left: its counters are
-        # gone, and if it comes back they start again from zero (rule 3).
+            baselines[station.mac] = Baseline(station.rx_bytes, station.tx_bytes, at,
+                                              station.connected_seconds is not None)
         for device in list(baselines):
-            if device != WAN and device not in present:
+            if device == WAN or device in present:
+                continue
+            if _station_gone(baselines[device], at, poll.stations_complete):
                 del baselines[device]
     return RouterOutcome(deltas, baselines, uptime, notes)
 
 
-# --- Billing periods ---------------------------------------------------------------------
+def _station_gone(baseline: Baseline, at: float, complete: bool) -> bool:
+    """Rule 3: whether a station missing from this answer has left for good.
+
+    Missing from an answer with rejected lines proves nothing (its line may be one
+    of them). Missing from a complete answer of a router that reports connected
+    seconds proves nothing either (a radio's dump can fail or race a wifi reload):
+    the baseline stays, and the station's connected seconds decide when it is back.
+    Otherwise its counters are gone, and if it comes back they start from zero.
+    A kept baseline that predates a reboot is judged by rule 5 when the station is back.
+    """
+    if not complete:
+        return False
+    if baseline.connected_hint:
+        return at - baseline.sampled_at > MISSING_BASELINE_KEEP_SECONDS
+    return True
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A billing period: [start, end) in local time. Its label is the year-month it starts in."""
-
-    label: str
-    start: datetime
-    end: datetime
-
-
-def _period_start(day: date, month_start_day: int) -> date:
-    if day.day >= month_start_day:
-        return date(day.year, day.month, month_start_day)
-    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
-    return date(year, month, month_start_day)
-
-
-def _next_month(start: date) -> date:
-    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
-    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
-
-
-def _period_from_start(start: date, zone: ZoneInfo) -> Period:
-    end = _next_month(start)
-    return Period(
-        label=f"{start.year:04d}-{start.month:02d}",
-        start=datetime(start.year, start.month, start.day, tzinfo=zone),
-        end=datetime(end.year, end.month, end.day, tzinfo=zone),
-    )
-
-
-def period_containing(at: float, zone: ZoneInfo, month_start_day: int = 1) -> Period:
-    """The billing period that contains unix time `at`, periods starting at 00:00 local."""
-    local_day = datetime.fromtimestamp(at, zone).date()
-    return _period_from_start(_period_start(local_day, month_start_day), zone)
-
-
-def period_for_label(label: str, zone: ZoneInfo, month_start_day: int = 1) -> Period:
-    """The period labelled `YYYY-MM`; raises ValueError for anything else."""
-    year_text, sep, month_text = label.partition("-")
-    if not (sep and len(year_text) == 4 and len(month_text) == 2
-            and year_text.isdigit() and month_text.isdigit()):
-        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
-    year, month = int(year_text), int(month_text)
-    if not 1 <= month <= 12 or year < 1970:
-        raise ValueError(f"period must look like YYYY-MM, got {label!r}")
-    return _period_from_start(date(year, month, month_start_day), zone)
-
-
-def local_day(at: float, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d")
-
-
-def local_timestamp(at: float, zone: ZoneInfo) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in local time, the seed's monthly_stats.timestamp format."""
-    return datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S")
+# --- Rule 8: billing periods ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

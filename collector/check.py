@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from collector.config import SCRIPT_NAMES, Config
-from collector.errors import ParseError
-from collector.fetch import Fetched, Request, fetch_all
-from collector.parse import parse_ap_stats, parse_dhcp_leases, parse_wan_stats
+from collector.config import Config, url_problem
+from collector.endpoints import ENDPOINT_OF_SCRIPT, ENDPOINTS, SCRIPT_NAMES
+from collector.errors import ConfigError, ParseError
+from collector.fetch import Fetched, Request, fetch_all, requests_for
+from collector.text import LINE_LIMIT, log_safe, redact
 
-# The scripts we ship, by name, so a URL can say which endpoint it is.
-ENDPOINT_OF_SCRIPT = {name: endpoint for endpoint, name in SCRIPT_NAMES.items()}
 SHOWN_REJECTS = 5
 
 
@@ -25,35 +24,45 @@ class EndpointCheck:
     lines: list[str] = field(default_factory=list)  # what to tell the user, in order
 
     def render(self) -> str:
-        head = f"{self.router} {self.endpoint} {self.url}: {'OK' if self.ok else 'PROBLEM'}"
-        return "\n".join([head] + [f"    {line}" for line in self.lines])
+        """Printable lines: the URL without its password, a router's text escaped."""
+        head = f"{self.router} {self.endpoint} {redact(self.url)}: {'OK' if self.ok else 'PROBLEM'}"
+        return "\n".join(log_safe(line, LINE_LIMIT) for line in
+                         [head] + [f"    {line}" for line in self.lines])
+
+
+def _host_label(url: str) -> str:
+    """`host:port` of a URL: the router's name in check-router's output (no user info)."""
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def requests_for_urls(urls: list[str], timeout: float) -> list[Request]:
-    """One request per URL naming a script, three per URL naming a router (its cgi-bin)."""
+    """One request per URL naming a script, three per URL naming a router (its cgi-bin).
+
+    ConfigError (a usage error, exit 2) for an unusable URL, naming it by its position: it may
+    hold a password.
+    """
     result = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        script = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    for number, url in enumerate(urls, 1):
+        problem = url_problem(url)
+        if problem:
+            raise ConfigError(f"URL {number}: {problem}")
+        label = _host_label(url)
+        script = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
         if script in ENDPOINT_OF_SCRIPT:
-            result.append(Request(parts.netloc, ENDPOINT_OF_SCRIPT[script], url, timeout))
+            result.append(Request(label, ENDPOINT_OF_SCRIPT[script], url, timeout))
             continue
         base = url.rstrip("/")
         if not base.endswith("/cgi-bin"):
             base += "/cgi-bin"
         for endpoint, name in SCRIPT_NAMES.items():
-            result.append(Request(parts.netloc, endpoint, f"{base}/{name}", timeout))
+            result.append(Request(label, endpoint, f"{base}/{name}", timeout))
     return result
 
 
 def requests_for_config(config: Config) -> list[Request]:
-    return [
-        Request(router.key, endpoint, url, router.timeout)
-        for router in config.routers
-        for endpoint, url in router.urls.items()
-    ]
+    return requests_for(config.routers)
 
 
 def examine(fetched: Fetched) -> EndpointCheck:
@@ -63,10 +72,8 @@ def examine(fetched: Fetched) -> EndpointCheck:
     if not fetched.ok:
         check.lines.append(f"not reachable: {fetched.error}")
         return check
-    parser = {"ap_stats": parse_ap_stats, "wan_stats": parse_wan_stats,
-              "dhcp_leases": parse_dhcp_leases}[r.endpoint]
     try:
-        parsed = parser(fetched.body)
+        parsed = ENDPOINTS[r.endpoint].parser(fetched.body)
     except ParseError as e:
         check.lines.append(f"unusable answer: {e}")
         return check
@@ -97,11 +104,11 @@ def examine(fetched: Fetched) -> EndpointCheck:
         unnamed = sum(1 for lease in parsed.items if not lease.hostname)
         if unnamed:
             check.lines.append(f"{unnamed} leases without a hostname (shown by IP or MAC)")
-    if parsed.rejected:
-        check.lines.append(f"{len(parsed.rejected)} lines rejected:")
+    if parsed.rejected_count:
+        check.lines.append(f"{parsed.rejected_count} lines rejected:")
         check.lines.extend(f"  {x}" for x in parsed.rejected[:SHOWN_REJECTS])
-        if len(parsed.rejected) > SHOWN_REJECTS:
-            check.lines.append(f"  ... and {len(parsed.rejected) - SHOWN_REJECTS} more")
+        if parsed.rejected_count > SHOWN_REJECTS:
+            check.lines.append(f"  ... and {parsed.rejected_count - SHOWN_REJECTS} more")
     return check
 
 

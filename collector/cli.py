@@ -1,10 +1,10 @@
 """The `netstat-collect` command: click wiring only.
 
-Domain errors become exit codes here, once: 0 all endpoints fetched and committed,
-1 some router or endpoint failed (the rest is committed), 2 bad usage or
-configuration (nothing written), 3 storage, lock or clock trouble (nothing written).
-Heavy imports (requests, sqlite work) happen inside the commands, so `--help`
-stays fast on a small board.
+Domain errors become exit codes here, once, by the code each exception class declares
+(collector/errors.py): 0 all endpoints fetched and committed, 1 some router or endpoint
+failed (the rest is committed), 2 bad usage or configuration (nothing written), 3
+storage, lock or clock trouble (nothing written). Heavy imports (requests, sqlite work)
+happen inside the commands, so `--help` stays fast on a small board.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from pathlib import Path
 
 import click
 
-from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR
-
-EXIT_PARTIAL = 1
-EXIT_CONFIG = 2
-EXIT_STORAGE = 3
+from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR, DEFAULT_LOCK_WAIT_SECONDS
+from collector.errors import EXIT_CONFIG, EXIT_PARTIAL, NetstatError
 
 
 class ExitError(click.ClickException):
@@ -29,6 +26,11 @@ class ExitError(click.ClickException):
     def __init__(self, message: str, code: int):
         super().__init__(message)
         self.exit_code = code
+
+    @classmethod
+    def of(cls, error: NetstatError, prefix: str = "") -> ExitError:
+        """The domain error as the CLI ends with it: its message, its class's exit code."""
+        return cls(prefix + str(error), error.exit_code)
 
 
 config_option = click.option(
@@ -56,12 +58,11 @@ def _clock():
 
 def _load_config(path: str):
     from collector.config import load_config
-    from collector.errors import ConfigError
 
     try:
         config = load_config(path)
-    except ConfigError as e:
-        raise ExitError(str(e), EXIT_CONFIG) from None
+    except NetstatError as e:
+        raise ExitError.of(e) from None
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
     return config
@@ -78,27 +79,28 @@ def cli() -> None:
 @data_dir_option
 @click.option("--dry-run", is_flag=True, help="Fetch and compute, print what would be added, write nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print every device's delta.")
-@click.option("--lock-wait", type=float, default=120.0, show_default=True,
+@click.option("--lock-wait", type=float, default=DEFAULT_LOCK_WAIT_SECONDS, show_default=True,
               help="Seconds to wait for another run to finish before giving up.")
 def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bool, lock_wait: float) -> None:
     """Poll every configured router once and commit the deltas (for cron)."""
-    from collector.errors import ClockError, StorageError
     from collector.run import run_once
+    from collector.text import LINE_LIMIT, log_safe
 
     config = _load_config(config_path)
     try:
         result = run_once(config, Path(data_dir), now=_clock(), dry_run=dry_run, lock_wait=lock_wait)
-    except (StorageError, ClockError) as e:
-        raise ExitError(str(e), EXIT_STORAGE) from None
+    except NetstatError as e:
+        raise ExitError.of(e) from None
     from datetime import datetime
 
     # A dated first line: cron appends every run to one log file.
     stamp = datetime.fromtimestamp(result.started_at, config.settings.zone()).isoformat(timespec="seconds")
     click.echo(f"run-once {stamp}{' (dry run)' if dry_run else ''}", err=True)
+    # Router lines and notes quote what routers sent: escaped, as everything router-sent.
     for router in result.routers:
-        click.echo(router.line(), err=True)
+        click.echo(log_safe(router.line(), LINE_LIMIT), err=True)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(log_safe(f"note: {note}", LINE_LIMIT), err=True)
     if verbose or dry_run:
         for d in result.deltas:
             line = f"  {d.router} {d.device}: +{d.rx_bytes} rx +{d.tx_bytes} tx ({d.how})"
@@ -133,8 +135,8 @@ def check_router(urls: tuple[str, ...], timeout: float) -> None:
 
     try:
         requests_ = requests_for_urls(list(urls), timeout)
-    except ValueError as e:
-        raise ExitError(str(e), EXIT_CONFIG) from None
+    except NetstatError as e:
+        raise ExitError.of(e) from None
     _print_checks(check(requests_))
 
 
@@ -161,8 +163,8 @@ def report(data_dir: str, period: str | None, as_json: bool) -> None:
 
     try:
         conn = reads.open_readonly(Path(data_dir))
-    except reads.DataUnavailable as e:
-        raise ExitError(str(e), EXIT_STORAGE) from None
+    except NetstatError as e:
+        raise ExitError.of(e) from None
     try:
         settings = reads.read_settings(conn)
         try:
@@ -185,7 +187,7 @@ def report(data_dir: str, period: str | None, as_json: bool) -> None:
               help="Collection rounds, 30 simulated minutes apart.")
 def demo(data_dir: str | None, rounds: int) -> None:
     """Collect from simulated routers on 127.0.0.1 and print the monthly table."""
-    from collector.demo import run_demo
+    from collector.sim.demo import run_demo
 
     sys.exit(run_demo(Path(data_dir) if data_dir else None, rounds, echo=click.echo))
 
@@ -206,7 +208,7 @@ def simulate(router_count, stations, port, write_config, latency, fault, seconds
     """Serve simulated routers on 127.0.0.1 whose devices transfer data in real time."""
     import json
 
-    from collector.simulate import build_fleet
+    from collector.sim.routers import build_fleet
 
     fleet = build_fleet(router_count, stations, real_time=True)
     for router in fleet.routers.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR  # noqa: F401 (re-exported)
+from collector.endpoints import ENDPOINT_NAMES
 from collector.errors import ConfigError
 
-ENDPOINTS = ("ap_stats", "wan_stats", "dhcp_leases")
-# The CGI scripts we ship (router/cgi-bin/) that answer each endpoint.
-SCRIPT_NAMES = {"ap_stats": "totalwifi.cgi", "wan_stats": "wan.cgi", "dhcp_leases": "dhcp.cgi"}
-
 _SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
-_ROUTER_KEYS = set(ENDPOINTS) | {"timeout", "counter_bits", "name"}
+_ROUTER_KEYS = set(ENDPOINT_NAMES) | {"timeout", "counter_bits", "name"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,9 @@ class Settings:
     def zone(self) -> zoneinfo.ZoneInfo:
         return load_zone(self.timezone)
 
+    def monthly_cap_bytes(self) -> int | None:
+        return None if self.monthly_cap_gib is None else int(self.monthly_cap_gib * 1024**3)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -56,6 +57,31 @@ class Config:
     routers: tuple[Router, ...]
     # Unknown keys and the like: ignored, but probably typos, so the CLI prints them.
     warnings: tuple[str, ...] = ()
+
+
+def url_problem(url: str) -> str | None:
+    """What makes `url` unusable as an endpoint URL, or None.
+
+    Never quotes the URL: it may carry a password (`http://user:password@host/...`),
+    and where it does not parse, no one can say which part is the password.
+    """
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        return "not a valid URL: it contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        if str(e) == "Invalid IPv6 URL":
+            return "not a valid URL: unbalanced [ ] around an IPv6 address"
+        return "not a valid URL: its host is not valid"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL with a host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        return "not a valid URL: the port must be a number from 1 to 65535"
+    return None
 
 
 def load_zone(name: str) -> zoneinfo.ZoneInfo:
@@ -215,15 +241,15 @@ def _parse_router(
         raise _fail(path, where, "must be an object with ap_stats, wan_stats and dhcp_leases URLs")
     _warn_unknown(found, path, where, doc.keys(), _ROUTER_KEYS)
     urls = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in ENDPOINT_NAMES:
         url = doc.get(endpoint)
         if url is None or url == "":
             continue  # the seed's convention: empty means "skip this endpoint"
         if not isinstance(url, str):
             raise _fail(path, f"{where}.{endpoint}", f"must be a URL string, got {json.dumps(url)}")
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise _fail(path, f"{where}.{endpoint}", f"not an http(s) URL: {url!r}")
+        problem = url_problem(url.strip())
+        if problem:
+            raise _fail(path, f"{where}.{endpoint}", problem)
         urls[endpoint] = url.strip()
     timeout = _number(path, f"{where}.timeout", doc.get("timeout", settings.timeout_seconds),
                       lo=0.1, hi=600)

@@ -1,8 +1,15 @@
 """Parsers for the three router endpoints. Pure: bytes in, values out, no I/O.
 
-Every parser returns what it could read plus the lines it rejected and why, so a
-run can report bad router output once instead of crashing on it or silently
-dropping it.
+Every parser returns what it could read plus how many lines it rejected, with the
+first few as examples, so a run can report bad router output once instead of
+crashing on it or silently dropping it. Only a count and a few examples are kept:
+an answer of two million garbage lines costs no more memory than a clean one.
+
+The formats are exactly what the README documents: fields are separated by ASCII
+spaces and tabs only (never NBSP, U+2028 or other Unicode spaces a hostile line may
+carry); lines end in LF, CRLF or a lone CR; a UTF-8 byte order mark at the very
+start of an answer is skipped; a key that may appear once (`wan:`, `uptime:`) is
+read from its first line and every repeat is rejected.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ from collector.errors import ParseError
 # SQLite stores signed 64-bit integers; a counter beyond that cannot be stored
 # exactly, and no real interface gets there (it is 9.2 EB).
 MAX_COUNTER = 2**63 - 1
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+_MAC_RE = re.compile(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
 _FIELDS_RE = re.compile(r"[ \t]+")
 _HOST_AND_ID_RE = re.compile(r"^(.*?)[ \t]+([^ \t]+)$")
 _REJECTED_LINE_MAX = 120
+# How many rejected lines an answer keeps as examples; the rest are only counted.
+REJECTED_EXAMPLES = 5
+_UPTIME_RE = re.compile(r"([0-9]+)(\.[0-9]+)?")
+_BOM = "\ufeff"
 
 T = TypeVar("T")
 
@@ -61,6 +72,8 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """One rejected line, cut to a readable length; `repr` escapes its control characters."""
+
     line_no: int
     line: str
     reason: str
@@ -72,14 +85,24 @@ class Rejected:
 @dataclass
 class Parsed(Generic[T]):
     items: list[T] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # the first REJECTED_EXAMPLES only
+    rejected_count: int = 0  # every rejected line
     ignored: int = 0  # lines skipped on purpose (dnsmasq's duid line, DHCPv6 leases)
+
+    @property
+    def complete(self) -> bool:
+        """True when every line was read: only then does a missing item mean it is gone."""
+        return self.rejected_count == 0
 
 
 def normalise_mac(text: str) -> str | None:
-    """`AA-BB-CC-DD-EE-FF` or `aa:bb:...` to `aa:bb:cc:dd:ee:ff`; None if it is no MAC."""
-    lowered = text.strip().lower()
-    if not _MAC_RE.match(lowered):
+    """`AA-BB-CC-DD-EE-FF` or `aa:bb:...` to `aa:bb:cc:dd:ee:ff`; None if it is no MAC.
+
+    Only ASCII spaces and tabs around it are allowed: str.strip() would also take
+    NBSP and other Unicode spaces, which no router or user means as part of a MAC.
+    """
+    lowered = text.strip(" \t").lower()
+    if not _MAC_RE.fullmatch(lowered):
         return None
     return lowered.replace("-", ":")
 
@@ -95,38 +118,55 @@ Body = bytes | bytearray | str | list[bytes]  # a list: the chunks as they were 
 
 
 def _lines(body: Body):
-    """Numbered, stripped, non-empty lines. CRLF and a missing final newline both work.
+    """Numbered, stripped, non-empty lines, ending in LF, CRLF or a lone CR.
 
-    Walks the body (or its chunks, as fetched) line by line, decoding each line
+    Walks the body (or its chunks, as fetched) a chunk at a time, decoding each line
     alone: an answer at the size cap is never copied whole into a str and a list of
-    lines. Splits on "\\n" only: str.splitlines() would also split on characters
-    such as U+2028 that a hostile hostname may carry.
+    lines. Splits on LF (then on CR within a line) only: str.splitlines() would also
+    split on characters such as U+2028 that a hostile hostname may carry. A lone CR
+    ends a line because some tools write old Mac line endings, and reading such an
+    answer as one long rejected line would tell the accounting nothing.
     """
     chunks = body if isinstance(body, list) else [body]
     number = 0
     pending = None  # the start of a line that continues in the next chunk
     for chunk in chunks:
         data = pending + chunk if pending else chunk
-        newline = "\n" if isinstance(data, str) else b"\n"
-        start = 0
-        while (end := data.find(newline, start)) >= 0:
-            number += 1
-            yield from _clean(number, data[start:end])
-            start = end + 1
-        pending = data[start:]
+        pieces = data.split("\n" if isinstance(data, str) else b"\n")
+        pending = pieces.pop()
+        number = yield from _clean(number, pieces)
     if pending:
-        yield from _clean(number + 1, pending)
+        yield from _clean(number, [pending])
 
 
-def _clean(number: int, raw: bytes | bytearray | str):
-    line = (raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")).strip(" \t\r")
-    if line and not line.startswith("#"):
-        yield number, line
+def _clean(number: int, pieces: list):
+    """Number, decode and strip LF-separated pieces; a CR inside one ends a line too."""
+    for raw in pieces:
+        if not isinstance(raw, str):
+            raw = raw.decode("utf-8", errors="replace")
+        if number == 0 and raw.startswith(_BOM):
+            raw = raw[1:]  # a byte order mark before the first line, as some editors write
+        parts = raw.split("\r") if "\r" in raw else (raw,)
+        if len(parts) > 1 and not parts[-1]:
+            parts.pop()  # CRLF: the CR before the LF ends no extra line
+        for part in parts:
+            number += 1
+            line = part.strip(" \t")
+            if line and line[0] != "#":
+                yield number, line
+    return number
+
+
+def _fields(line: str) -> list[str]:
+    """The line's fields, separated by ASCII spaces and tabs only."""
+    return _FIELDS_RE.split(line)
 
 
 def _reject(parsed: Parsed, number: int, line: str, reason: str) -> None:
-    shown = line if len(line) <= _REJECTED_LINE_MAX else line[:_REJECTED_LINE_MAX] + "..."
-    parsed.rejected.append(Rejected(number, shown, reason))
+    parsed.rejected_count += 1
+    if len(parsed.rejected) < REJECTED_EXAMPLES:
+        shown = line if len(line) <= _REJECTED_LINE_MAX else line[:_REJECTED_LINE_MAX] + "..."
+        parsed.rejected.append(Rejected(number, shown, reason))
 
 
 def parse_ap_stats(body: Body) -> Parsed[StationSample]:
@@ -137,7 +177,7 @@ def parse_ap_stats(body: Body) -> Parsed[StationSample]:
         if "\x00" in line:
             _reject(parsed, number, line, "NUL byte in line")
             continue
-        fields = line.split()
+        fields = _fields(line)
         if len(fields) not in (3, 4):
             _reject(parsed, number, line, f"expected 3 or 4 fields, got {len(fields)}")
             continue
@@ -168,7 +208,7 @@ def parse_wan_stats(body: Body) -> Parsed[WanSample]:
     counters: tuple[int, int] | None = None
     uptime: int | None = None
     for number, line in _lines(body):
-        fields = _FIELDS_RE.split(line)
+        fields = _fields(line)
         key = fields[0].lower()
         if key == "wan:":
             values = [_counter(f) for f in fields[1:]]
@@ -180,9 +220,12 @@ def parse_wan_stats(body: Body) -> Parsed[WanSample]:
                 counters = (values[0], values[1])
         elif key == "uptime:":
             # /proc/uptime has hundredths; whole seconds are all we need.
-            value = _counter(fields[1].split(".")[0]) if len(fields) == 2 else None
+            match = _UPTIME_RE.fullmatch(fields[1]) if len(fields) == 2 else None
+            value = _counter(match.group(1)) if match else None
             if value is None:
                 _reject(parsed, number, line, "expected `uptime: SECONDS`")
+            elif uptime is not None:
+                _reject(parsed, number, line, "second `uptime:` line")
             else:
                 uptime = value
         else:

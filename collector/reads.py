@@ -13,29 +13,24 @@ give exactly that.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.accounting import WAN, Period, period_containing, period_for_label
+from collector.errors import DataUnavailable
+from collector.periods import (
+    Period,
+    period_containing,
+    period_for_label,
+)
+from collector.schema import LEASES_DB, STATS_DB, WAN, has_table, sqlite_uri
 
-STATS_DB = "network_stats.db"
-LEASES_DB = "dhcp_leases.db"
 # A reader waits this long for a writer's commit instead of failing with "database is locked".
 BUSY_TIMEOUT_SECONDS = 10
-# Dates and period labels outside these years are refused: a period's end must stay a date.
-MIN_YEAR = 1970
-MAX_YEAR = 9998
-
-
-class DataUnavailable(Exception):
-    """A database is missing or unreadable; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +38,6 @@ class ReadSettings:
     zone: ZoneInfo
     month_start_day: int
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib of the last run
-
-
-def _uri(path: Path) -> str:
-    # Quoted: a `?`, `#` or `%` in the directory's name must not end or change the URI.
-    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _explain(path: Path, error: sqlite3.Error) -> str:
@@ -88,7 +78,7 @@ def open_readonly(
     stats = data_dir / STATS_DB
     use_stats = STATS_DB in wanted and stats.exists()
     try:
-        conn = sqlite3.connect(_uri(stats) if use_stats else "file::memory:", uri=True,
+        conn = sqlite3.connect(sqlite_uri(stats, mode="ro") if use_stats else "file::memory:", uri=True,
                                timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)
     except sqlite3.Error as e:
@@ -103,7 +93,7 @@ def open_readonly(
         leases = data_dir / LEASES_DB
         if LEASES_DB in wanted and leases.exists():
             try:
-                conn.execute("ATTACH DATABASE ? AS leases", (_uri(leases),))
+                conn.execute("ATTACH DATABASE ? AS leases", (sqlite_uri(leases, mode="ro"),))
                 conn.execute("SELECT count(*) FROM leases.sqlite_master").fetchone()
             except sqlite3.Error as e:
                 raise DataUnavailable(_explain(leases, e)) from None
@@ -128,17 +118,9 @@ def has_leases(conn: sqlite3.Connection) -> bool:
     return any(row[1] == "leases" for row in conn.execute("PRAGMA database_list"))
 
 
-def _has_table(conn: sqlite3.Connection, table: str, schema: str = "main") -> bool:
-    if schema == "leases" and not has_leases(conn):
-        return False
-    return conn.execute(
-        f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone() is not None
-
-
 def read_settings(conn: sqlite3.Connection) -> ReadSettings:
     """The zone, period start day and monthly cap the collector last ran with (stored in meta)."""
-    values = dict(conn.execute("SELECT key, value FROM meta")) if _has_table(conn, "meta") else {}
+    values = dict(conn.execute("SELECT key, value FROM meta")) if has_table(conn, "meta") else {}
     try:
         zone = ZoneInfo(values.get("timezone") or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -157,36 +139,7 @@ def resolve_period(settings: ReadSettings, label: str | None, now: float) -> Per
     """The period with that label, or the current one; ValueError on a bad label."""
     if label is None:
         return period_containing(now, settings.zone, settings.month_start_day)
-    parse_month(label, "period")
     return period_for_label(label, settings.zone, settings.month_start_day)
-
-
-def parse_month(text: str, name: str = "month") -> tuple[int, int]:
-    """`YYYY-MM` -> (year, month); ValueError saying what is wrong."""
-    year_text, sep, month_text = text.partition("-")
-    if (sep and len(year_text) == 4 and len(month_text) == 2 and year_text.isdigit()
-            and month_text.isdigit() and year_text.isascii() and month_text.isascii()):
-        year, month = int(year_text), int(month_text)
-        if MIN_YEAR <= year <= MAX_YEAR and 1 <= month <= 12:
-            return year, month
-    raise ValueError(f"{name} must be a month YYYY-MM from {MIN_YEAR}-01 to {MAX_YEAR}-12, "
-                     f"got {text!r}")
-
-
-def parse_day(text: str, name: str = "day") -> date:
-    """`YYYY-MM-DD` -> date; ValueError saying what is wrong."""
-    parts = text.split("-")
-    if (len(parts) == 3 and [len(p) for p in parts] == [4, 2, 2]
-            and all(p.isdigit() and p.isascii() for p in parts)):
-        try:
-            day = date(int(parts[0]), int(parts[1]), int(parts[2]))
-        except ValueError:
-            pass
-        else:
-            if MIN_YEAR <= day.year <= MAX_YEAR:
-                return day
-    raise ValueError(f"{name} must be a date YYYY-MM-DD from {MIN_YEAR}-01-01 to "
-                     f"{MAX_YEAR}-12-31, got {text!r}")
 
 
 def _names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
@@ -194,19 +147,20 @@ def _names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     if not has_leases(conn):
         return {}
     names: dict[str, tuple[str, str]] = {}
-    if _has_table(conn, "hosts", "leases"):
+    if has_table(conn, "hosts", "leases"):
         for mac, host, ip in conn.execute("SELECT mac, hostname, ip FROM leases.hosts"):
-            names[mac] = (_hostname(host), ip or "")
-    if _has_table(conn, "dhcp_leases", "leases"):
+            names[mac] = (hostname_of(host), ip or "")
+    if has_table(conn, "dhcp_leases", "leases"):
         for mac, host, ip in conn.execute(
             "SELECT mac_address, hostname, ip_address FROM leases.dhcp_leases"
         ):
             known = names.get(mac, ("", ""))
-            names[mac] = (_hostname(host) or known[0], ip or known[1])
+            names[mac] = (hostname_of(host) or known[0], ip or known[1])
     return names
 
 
-def _hostname(host: str | None) -> str:
+def hostname_of(host: str | None) -> str:
+    """A stored hostname as shown: empty for none."""
     # dnsmasq writes `*` for "no name"; the Go daemon wrote `Unknown`.
     return "" if host in (None, "*", "Unknown") else host
 
@@ -218,7 +172,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
         "SELECT device, sum(rx_bytes), sum(tx_bytes), max(last_seen), group_concat(router, '\x1f') "
         "FROM usage_period WHERE period = ? GROUP BY device",
         (period.label,),
-    ).fetchall() if _has_table(conn, "usage_period") else []
+    ).fetchall() if has_table(conn, "usage_period") else []
     names = _names(conn)
     wan = {"rx_bytes": 0, "tx_bytes": 0}
     clients = []
@@ -255,7 +209,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
 
 
 def last_run_at(conn: sqlite3.Connection) -> float | None:
-    if not _has_table(conn, "runs"):
+    if not has_table(conn, "runs"):
         return None
     # Runs are inserted in time order: the newest by rowid is O(log n), where
     # max(finished_at) would scan a year of runs on every request.
@@ -263,27 +217,9 @@ def last_run_at(conn: sqlite3.Connection) -> float | None:
     return None if row is None else row[0]
 
 
-def last_run(conn: sqlite3.Connection) -> dict | None:
-    """The newest committed run, and the newest one that fetched at least one endpoint."""
-    if not _has_table(conn, "runs"):
-        return None
-    row = conn.execute(
-        "SELECT started_at, finished_at, endpoints_ok, endpoints_failed FROM runs "
-        "ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    newest_fetching = conn.execute(
-        "SELECT finished_at FROM runs WHERE endpoints_ok > 0 ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    fetched = None if newest_fetching is None else newest_fetching[0]
-    return {"started_at": row[0], "finished_at": row[1], "endpoints_ok": row[2],
-            "endpoints_failed": row[3], "last_fetched_at": fetched}
-
-
 def periods(conn: sqlite3.Connection) -> list[dict]:
     """The periods that have data, newest first, with the bounds they were recorded with."""
-    if not _has_table(conn, "usage_period"):
+    if not has_table(conn, "usage_period"):
         return []
     return [
         {"label": label, "start": start, "end": end}
@@ -293,225 +229,3 @@ def periods(conn: sqlite3.Connection) -> list[dict]:
             "ORDER BY p.label DESC"
         )
     ]
-
-
-# --- What changes when the collector commits ---------------------------------------------
-
-
-def data_state(conn: sqlite3.Connection) -> tuple:
-    """Cheap values that change with every commit the collector makes to either database.
-
-    Read inside the same snapshot as the data they describe (see begin_snapshot),
-    so an answer cached under them is exactly the answer for that state.
-    """
-    state: list = [conn.execute("PRAGMA main.user_version").fetchone()[0]]
-    if _has_table(conn, "runs"):
-        state += conn.execute(
-            "SELECT id, finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
-    if has_leases(conn):
-        state.append(conn.execute("PRAGMA leases.user_version").fetchone()[0])
-        if _has_table(conn, "hosts", "leases"):
-            state += conn.execute("SELECT max(last_seen), count(*) FROM leases.hosts").fetchone()
-        if _has_table(conn, "dhcp_leases", "leases"):
-            state += conn.execute("SELECT count(*) FROM leases.dhcp_leases").fetchone()
-    return tuple(state)
-
-
-def file_state(data_dir: Path) -> tuple:
-    """Identity, size and mtime of both databases and their WAL files.
-
-    Catches what data_state cannot see: a file replaced from a backup, or writes
-    by something other than the collector. An empty or missing WAL counts as none,
-    because a reader creates an empty one when the collector has removed it.
-    """
-    state = []
-    for name in (STATS_DB, LEASES_DB):
-        for suffix in ("", "-wal"):
-            try:
-                st = os.stat(Path(data_dir) / (name + suffix))
-            except OSError:
-                state.append(None)
-                continue
-            state.append(None if suffix and st.st_size == 0
-                         else (st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(state)
-
-
-# --- Time series ---------------------------------------------------------------------------
-
-
-def _month_labels(first: tuple[int, int], last: tuple[int, int]) -> list[str]:
-    labels = []
-    year, month = first
-    while (year, month) <= last:
-        labels.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month + 1) if month < 12 else (year + 1, 1)
-    return labels
-
-
-def _point(label: str, start: datetime, end: datetime, rx: int, tx: int, device: str) -> dict:
-    # WAN rx is the download; a device's rx (what the access point received) is its upload.
-    download, upload = (rx, tx) if device == WAN else (tx, rx)
-    return {"label": label, "start": start.isoformat(), "end": end.isoformat(),
-            "rx_bytes": rx, "tx_bytes": tx, "download_bytes": download,
-            "upload_bytes": upload, "total_bytes": rx + tx}
-
-
-def daily_history(conn: sqlite3.Connection, device: str, first: date, last: date,
-                  settings: ReadSettings) -> list[dict]:
-    """One point per local day from first to last (inclusive), summed over routers, zeros filled."""
-    sums: dict[str, tuple[int, int]] = {}
-    if _has_table(conn, "usage_day"):
-        for day, rx, tx in conn.execute(
-            "SELECT day, sum(rx_bytes), sum(tx_bytes) FROM usage_day "
-            "WHERE device = ? AND day BETWEEN ? AND ? GROUP BY day",
-            (device, first.isoformat(), last.isoformat()),
-        ):
-            sums[day] = (rx, tx)
-    points = []
-    zone = settings.zone
-    day = first
-    while day <= last:
-        label = day.isoformat()
-        after = day + timedelta(days=1)
-        rx, tx = sums.get(label, (0, 0))
-        points.append(_point(label, datetime(day.year, day.month, day.day, tzinfo=zone),
-                             datetime(after.year, after.month, after.day, tzinfo=zone),
-                             rx, tx, device))
-        day = after
-    return points
-
-
-def monthly_history(conn: sqlite3.Connection, device: str, first: str, last: str,
-                    settings: ReadSettings) -> list[dict]:
-    """One point per billing period from label first to last, summed over routers, zeros filled."""
-    labels = _month_labels(parse_month(first), parse_month(last))
-    sums: dict[str, tuple[int, int]] = {}
-    if _has_table(conn, "usage_period"):
-        for label, rx, tx in conn.execute(
-            "SELECT period, sum(rx_bytes), sum(tx_bytes) FROM usage_period "
-            "WHERE device = ? AND period BETWEEN ? AND ? GROUP BY period",
-            (device, first, last),
-        ):
-            sums[label] = (rx, tx)
-    points = []
-    for label in labels:
-        period = period_for_label(label, settings.zone, settings.month_start_day)
-        rx, tx = sums.get(label, (0, 0))
-        points.append(_point(label, period.start, period.end, rx, tx, device))
-    return points
-
-
-def known_device(conn: sqlite3.Connection, device: str) -> bool:
-    """The device has traffic in some period, or a lease or a remembered name."""
-    if _has_table(conn, "usage_period") and conn.execute(
-        "SELECT 1 FROM usage_period WHERE device = ? LIMIT 1", (device,)
-    ).fetchone():
-        return True
-    for table, column in (("hosts", "mac"), ("dhcp_leases", "mac_address")):
-        if _has_table(conn, table, "leases") and conn.execute(
-            f"SELECT 1 FROM leases.{table} WHERE {column} = ? LIMIT 1", (device,)
-        ).fetchone():
-            return True
-    return False
-
-
-# --- Leases and routers -----------------------------------------------------------------------
-
-
-def _ip_key(ip: str | None) -> tuple:
-    try:
-        return (0, int(ipaddress.ip_address(ip or "")))
-    except ValueError:
-        return (1, ip or "")
-
-
-def _local_stamp(text: str | None, zone: ZoneInfo) -> str | None:
-    """The seed's `YYYY-MM-DD HH:MM:SS` local time as ISO 8601 with the zone's offset."""
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone).isoformat()
-    except ValueError:
-        return text
-
-
-def _expiry(end: object, zone: ZoneInfo) -> str | None:
-    # dnsmasq writes 0 for a lease that never expires; the Go daemon's rows may hold anything.
-    if not isinstance(end, (int, float)) or isinstance(end, bool) or end <= 0:
-        return None
-    try:
-        return iso(end, zone)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def leases(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
-    """Every current DHCP lease, by router and IP address."""
-    if not _has_table(conn, "dhcp_leases", "leases"):
-        return []
-    has_router = any(row[1] == "router" for row in
-                     conn.execute("PRAGMA leases.table_info(dhcp_leases)"))
-    rows = conn.execute(
-        "SELECT mac_address, ip_address, hostname, client_id, lease_end_time, timestamp, "
-        + ("router" if has_router else "NULL") + " FROM leases.dhcp_leases"
-    ).fetchall()
-    result = [
-        {
-            "mac": mac,
-            "ip": ip or None,
-            "hostname": _hostname(host) or None,
-            "client_id": client_id or None,
-            "expires_at": _expiry(end, settings.zone),
-            "router": router,
-            "updated_at": _local_stamp(stamp, settings.zone),
-        }
-        for mac, ip, host, client_id, end, stamp, router in rows
-    ]
-    result.sort(key=lambda x: (x["router"] or "", _ip_key(x["ip"]), x["mac"] or ""))
-    return result
-
-
-def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
-    """Per router: its last uptime reading and, per endpoint, the last success and failure."""
-    zone = settings.zone
-    by_router: dict[str, dict] = {}
-
-    def entry(router: str) -> dict:
-        return by_router.setdefault(router, {"router": router, "ok": True, "uptime_seconds": None,
-                                             "uptime_sampled_at": None, "booted_at": None,
-                                             "endpoints": []})
-
-    if _has_table(conn, "router_uptime"):
-        for router, up, at in conn.execute(
-            "SELECT router, uptime_seconds, sampled_at FROM router_uptime"
-        ):
-            e = entry(router)
-            e.update(uptime_seconds=up, uptime_sampled_at=iso(at, zone), booted_at=iso(at - up, zone))
-    if _has_table(conn, "router_endpoints"):
-        for (router, endpoint, ok_at, error, error_at, attempt_at, items, rejected) in conn.execute(
-            "SELECT router, endpoint, last_ok_at, last_error, last_error_at, last_attempt_at, "
-            "items, rejected FROM router_endpoints ORDER BY router, endpoint"
-        ):
-            # The last attempt succeeded when no failure came after the last success.
-            ok = ok_at is not None and (error_at is None or ok_at >= error_at)
-            e = entry(router)
-            e["ok"] = e["ok"] and ok
-            e["endpoints"].append({
-                "endpoint": endpoint, "ok": ok, "last_ok_at": iso(ok_at, zone),
-                "last_attempt_at": iso(attempt_at, zone), "last_error": error or None,
-                "last_error_at": iso(error_at, zone), "items": items, "rejected": rejected,
-            })
-    return [by_router[k] for k in sorted(by_router)]
-
-
-# --- The seed's tables, as api.php read them ----------------------------------------------------
-
-
-def table_rows(conn: sqlite3.Connection, table: str, schema: str) -> list[dict] | None:
-    """Every row of a seed table as {column: value} in the table's column order; None if absent."""
-    if not _has_table(conn, table, schema):
-        return None
-    cursor = conn.execute(f"SELECT * FROM {schema}.{table}")
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor]

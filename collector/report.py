@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+from collector.text import printable
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -15,23 +15,6 @@ def human_bytes(n: int) -> str:
             return f"{n} B" if unit == "B" else f"{value:.2f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def printable(text: str | None, limit: int = 40) -> str:
-    """A hostname safe for a terminal: control and bidi characters shown as escapes, clipped.
-
-    Hostnames come from DHCP, chosen by whoever joins the network.
-    """
-    if not text:
-        return "-"
-    out = []
-    for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def render_usage(usage: dict) -> str:
@@ -49,7 +32,7 @@ def render_usage(usage: dict) -> str:
     ]
     header = ("hostname", "ip", "mac", "download", "upload", "total")
     rows = [
-        (printable(c["hostname"], 32), c["ip"] or "-", c["mac"], human_bytes(c["download_bytes"]),
+        (printable(c["hostname"] or "-", 32), c["ip"] or "-", c["mac"], human_bytes(c["download_bytes"]),
          human_bytes(c["upload_bytes"]), human_bytes(c["total_bytes"]))
         for c in usage["clients"]
     ]

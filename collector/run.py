@@ -1,14 +1,16 @@
-"""One collection run: fetch, parse, account, commit. The I/O around the pure parts."""
+"""One collection run, as the README's steps: config, lock and open, fetch, parse, account,
+bucket, commit. The I/O around the pure parts (parse.py, accounting.py)."""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector import storage
+from collector import DEFAULT_LOCK_WAIT_SECONDS, storage
 from collector.accounting import (
     Delta,
     RouterPoll,
@@ -18,14 +20,14 @@ from collector.accounting import (
     bucket,
     max_bytes_per_second,
 )
-from collector.config import ENDPOINTS, Config
+from collector.config import Config
+from collector.endpoints import ENDPOINT_NAMES, ENDPOINTS
 from collector.errors import ClockError, ParseError
-from collector.faults import crash_point
-from collector.fetch import Fetched, Request, fetch_all
-from collector.parse import Lease, parse_ap_stats, parse_dhcp_leases, parse_wan_stats
+from collector.fetch import Fetched, fetch_all, requests_for
+from collector.parse import Lease
+from collector.schema import LEASES_DB, STATS_DB
+from collector.sim.faults import crash_point
 
-_PARSERS = {"ap_stats": parse_ap_stats, "wan_stats": parse_wan_stats, "dhcp_leases": parse_dhcp_leases}
-_ITEM_NAMES = {"ap_stats": "stations", "wan_stats": "wan", "dhcp_leases": "leases"}
 # The clock may be corrected by a second or two between runs without meaning anything.
 CLOCK_TOLERANCE_SECONDS = 5.0
 
@@ -35,7 +37,9 @@ class EndpointOutcome:
     endpoint: str
     ok: bool
     summary: str  # "12 stations", "HTTP 500", ...
-    rejected: list[str] = field(default_factory=list)
+    rejected: int = 0  # how many lines were rejected
+    first_rejected: str = ""  # the first of them, cut and escaped
+    complete: bool = True  # every line was read: an item not listed is not there
 
 
 @dataclass
@@ -57,31 +61,40 @@ class RouterReport:
 
 
 @dataclass
+class Answers:
+    """What the routers said this run, parsed: step 4's result, step 5's input."""
+
+    polls: dict[str, RouterPoll]  # router -> its readings, for routers that gave any
+    leases: dict[str, list[Lease]]  # router -> its leases, for routers whose leases were read
+    statuses: list[storage.EndpointStatus]  # every endpoint's outcome, for the health table
+    reports: list[RouterReport]  # the same, to print
+    notes: list[str]  # rejected lines
+
+
+@dataclass
+class Accounted:
+    """Step 5's result: the deltas and each router's new state."""
+
+    deltas: list[Delta]
+    baselines: dict = field(default_factory=dict)  # router -> device -> Baseline
+    uptimes: dict = field(default_factory=dict)  # router -> UptimeMark
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunResult:
+    """What a run did, to print: per router lines, notes, deltas, usage."""
+
+    started_at: float
     routers: list[RouterReport]
     deltas: list[Delta]
     usage: list[Usage]
     notes: list[str]
-    started_at: float = 0.0
     committed: bool = False
-    # What the commit writes besides the usage:
-    baselines: dict = field(default_factory=dict)  # router -> device -> Baseline
-    uptimes: dict = field(default_factory=dict)  # router -> UptimeMark
-    statuses: list[storage.EndpointStatus] = field(default_factory=list)
-    leases: dict[str, list[Lease]] = field(default_factory=dict)  # router -> its leases
 
     @property
     def exit_code(self) -> int:
         return 1 if any(r.failed for r in self.routers) else 0
-
-
-def _requests(config: Config) -> list[Request]:
-    return [
-        Request(router.key, endpoint, router.urls[endpoint], router.timeout)
-        for router in config.routers
-        for endpoint in ENDPOINTS
-        if endpoint in router.urls
-    ]
 
 
 def run_once(
@@ -90,7 +103,7 @@ def run_once(
     *,
     now: Callable[[], float] = time.time,
     dry_run: bool = False,
-    lock_wait: float = 60.0,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> RunResult:
     """Collect once from every configured router and commit (unless dry_run).
 
@@ -105,132 +118,147 @@ def run_once(
 
 
 def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_run: bool) -> RunResult:
-    zone = config.settings.zone()
-    month_start_day = config.settings.month_start_day
-    stats_path = data_dir / storage.STATS_DB
-    leases_path = data_dir / storage.LEASES_DB
-    if dry_run:
-        scratch = tempfile.TemporaryDirectory(prefix="netstat-dry-run-")
-        stats = storage.connect_snapshot(stats_path, Path(scratch.name))
-        leases_conn = None
-    else:
-        storage.check_pair(stats_path, leases_path)
-        stats = storage.connect_writer(stats_path)
-        storage.migrate_stats(stats, stats_path, zone, month_start_day)
-        leases_conn = storage.connect_writer(leases_path)
-        storage.migrate_leases(leases_conn, leases_path)
-    try:
-        states, last_run_at = storage.load_states(stats)
-        started = now()
-        if last_run_at is not None and started < last_run_at - CLOCK_TOLERANCE_SECONDS:
-            raise ClockError(
-                f"the system clock ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}) is "
-                f"{last_run_at - started:.0f}s behind the last committed run; not collecting until it "
-                "is right again (the next run then counts the whole gap)"
-            )
+    """The steps after the configuration (1) and the lock (2, in run_once)."""
+    zone, month_start_day = config.settings.zone(), config.settings.month_start_day
+    with _open(data_dir, config, dry_run=dry_run) as (stats, leases):  # 2. open
+        states, last_run_at = storage.load_states(stats.conn)
+        started = _clock_checked(now(), last_run_at)
         mono_start = time.monotonic()
-        fetched = fetch_all(_requests(config))
+        fetched = fetch_all(requests_for(config.routers))  # 3. fetch
         crash_point("fetched")
         finished = started + (time.monotonic() - mono_start)
-        result = _account(config, states, fetched, started, mono_start)
-        result.started_at = started
-        result.usage = bucket(result.deltas, zone, month_start_day)
+        answers = _parse(config, fetched, started, mono_start)  # 4. parse
+        accounted = _account(config, states, answers.polls)  # 5. account
+        usage = bucket(accounted.deltas, zone, month_start_day)  # 6. bucket
+        result = RunResult(started, answers.reports, accounted.deltas, usage,
+                           answers.notes + accounted.notes)
         if dry_run:
             return result
-        update = storage.StatsUpdate(
-            started_at=started,
-            finished_at=finished,
-            current_period_at=started,
-            usage=result.usage,
-            baselines=result.baselines,
-            uptimes=result.uptimes,
-            endpoints=result.statuses,
-            monthly_cap_bytes=None if config.settings.monthly_cap_gib is None
-            else int(config.settings.monthly_cap_gib * 1024**3),
+        update = storage.RunUpdate(  # 7. commit
+            started_at=started, finished_at=finished, current_period_at=started, usage=usage,
+            baselines=accounted.baselines, uptimes=accounted.uptimes, endpoints=answers.statuses,
+            leases=answers.leases, monthly_cap_bytes=config.settings.monthly_cap_bytes(),
         )
-        storage.commit_stats(stats, stats_path, update, zone, month_start_day)
-        storage.commit_leases(leases_conn, leases_path, result.leases, started, zone)
+        result.notes += storage.commit_run(stats, leases, update, zone, month_start_day)
         result.committed = True
         return result
+
+
+@contextmanager
+def _open(data_dir: Path, config: Config, *, dry_run: bool) -> Iterator[tuple]:
+    """Both databases, migrated; for a dry run a read-only snapshot of the stats and no leases."""
+    stats_path, leases_path = data_dir / STATS_DB, data_dir / LEASES_DB
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="netstat-dry-run-") as scratch:
+            stats = storage.connect_snapshot(stats_path, Path(scratch))
+            try:
+                yield storage.Database(stats, stats_path), None
+            finally:
+                if stats is not None:
+                    stats.close()
+        return
+    storage.check_pair(stats_path, leases_path)
+    stats = leases = None
+    try:
+        stats = storage.connect_writer(stats_path)
+        storage.migrate_stats(stats, stats_path, config.settings.zone(), config.settings.month_start_day)
+        leases = storage.connect_writer(leases_path)
+        storage.migrate_leases(leases, leases_path)
+        yield storage.Database(stats, stats_path), storage.Database(leases, leases_path)
     finally:
-        for conn in (stats, leases_conn):
+        for conn in (stats, leases):
             if conn is not None:
                 conn.close()
-        if dry_run:
-            scratch.cleanup()
 
 
-def _account(
-    config: Config, states: dict[str, RouterState], fetched: list[Fetched], started: float,
-    mono_start: float,
-) -> RunResult:
-    # Each answer is dropped as soon as it is parsed, and each router's parsed samples
-    # once they are accounted: a large fleet never holds every body and sample at once.
+def _clock_checked(started: float, last_run_at: float | None) -> float:
+    if last_run_at is not None and started < last_run_at - CLOCK_TOLERANCE_SECONDS:
+        raise ClockError(
+            f"the system clock ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}) is "
+            f"{last_run_at - started:.0f}s behind the last committed run; not collecting until it "
+            "is right again (the next run then counts the whole gap)"
+        )
+    return started
+
+
+def _parse(config: Config, fetched: list[Fetched], started: float, mono_start: float) -> Answers:
+    """Every answer parsed into this run's readings, per router; each body is dropped once parsed."""
     by_router: dict[str, dict[str, Fetched]] = {}
     for f in fetched:
         by_router.setdefault(f.request.router, {})[f.request.endpoint] = f
     fetched.clear()
-    result = RunResult(routers=[], deltas=[], usage=[], notes=[])
-    max_rate = max_bytes_per_second(config.settings.max_rate_mbps)
-
+    answers = Answers(polls={}, leases={}, statuses=[], reports=[], notes=[])
     for router in config.routers:
         report = RouterReport(router.key, router.name, [])
         poll = {}
-        answers = by_router.pop(router.key, {})
-        for endpoint in list(answers):
-            f = answers.pop(endpoint)
+        received = by_router.pop(router.key, {})
+        for endpoint in sorted(received, key=ENDPOINT_NAMES.index):
+            f = received.pop(endpoint)
             at = started + (f.received - mono_start)
-            outcome, items = _parse(endpoint, f)
+            outcome, items = _parse_one(endpoint, f)
             del f
             report.endpoints.append(outcome)
-            result.statuses.append(storage.EndpointStatus(
+            answers.statuses.append(storage.EndpointStatus(
                 router.key, endpoint, outcome.ok, at,
-                items=len(items) if outcome.ok else 0, rejected=len(outcome.rejected),
+                items=len(items) if outcome.ok else 0, rejected=outcome.rejected,
                 error="" if outcome.ok else outcome.summary,
             ))
             if outcome.rejected:
-                result.notes.append(
-                    f"{router.key} {endpoint}: {len(outcome.rejected)} malformed line(s) skipped, "
-                    f"first: {outcome.rejected[0]}"
+                answers.notes.append(
+                    f"{router.key} {endpoint}: {outcome.rejected} malformed line(s) skipped, "
+                    f"first: {outcome.first_rejected}"
                 )
             if not outcome.ok:
                 continue
             if endpoint == "ap_stats":
-                poll.update(stations=items, stations_at=at)
+                poll.update(stations=items, stations_at=at, stations_complete=outcome.complete)
             elif endpoint == "wan_stats":
                 poll.update(wan=items[0], wan_at=at)
             else:
-                result.leases[router.key] = items
-        report.endpoints.sort(key=lambda e: ENDPOINTS.index(e.endpoint))
-        result.routers.append(report)
-        if "stations" not in poll and "wan" not in poll:
-            continue  # rule 7: nothing fetched, nothing changes
-        outcome = account_router(
-            router.key, states.get(router.key, RouterState()), RouterPoll(**poll),
-            counter_bits=router.counter_bits, max_rate=max_rate,
-        )
-        result.deltas.extend(outcome.deltas)
-        result.notes.extend(outcome.notes)
-        result.baselines[router.key] = outcome.baselines
-        if outcome.uptime is not None:
-            result.uptimes[router.key] = outcome.uptime
-    return result
+                answers.leases[router.key] = items
+        answers.reports.append(report)
+        if poll:  # rule 7: a router with nothing fetched changes nothing
+            answers.polls[router.key] = RouterPoll(**poll)
+    return answers
 
 
-def _parse(endpoint: str, f: Fetched) -> tuple[EndpointOutcome, list]:
+def _parse_one(endpoint: str, f: Fetched) -> tuple[EndpointOutcome, list]:
     if not f.ok:
         return EndpointOutcome(endpoint, False, f.error), []
     try:
-        parsed = _PARSERS[endpoint](f.body)
+        parsed = ENDPOINTS[endpoint].parser(f.body)
     except ParseError as e:
         return EndpointOutcome(endpoint, False, str(e)), []
-    rejected = [str(r) for r in parsed.rejected]
+    rejected = parsed.rejected_count
+    first = str(parsed.rejected[0]) if parsed.rejected else ""
+    if rejected and not parsed.items:
+        # Nothing readable at all (binary junk, a wrong page): the endpoint failed. Read
+        # as "no stations", it would be taken for every station having left.
+        return EndpointOutcome(endpoint, False, f"unreadable answer: {rejected} line(s) rejected, "
+                               f"first: {first}", rejected, first, False), []
     if endpoint == "wan_stats":
         wan = parsed.items[0]
         summary = "ok" + (f" (uptime {wan.uptime_seconds}s)" if wan.uptime_seconds is not None else "")
     else:
-        summary = f"{len(parsed.items)} {_ITEM_NAMES[endpoint]}"
+        summary = f"{len(parsed.items)} {ENDPOINTS[endpoint].noun}"
     if rejected:
-        summary += f", {len(rejected)} line(s) rejected"
-    return EndpointOutcome(endpoint, True, summary, rejected), parsed.items
+        summary += f", {rejected} line(s) rejected"
+    return EndpointOutcome(endpoint, True, summary, rejected, first, parsed.complete), parsed.items
 
+
+def _account(config: Config, states: dict[str, RouterState], polls: dict[str, RouterPoll]) -> Accounted:
+    """The accounting rules over every router that answered; its readings dropped once used."""
+    accounted = Accounted(deltas=[])
+    max_rate = max_bytes_per_second(config.settings.max_rate_mbps)
+    for router in config.routers:
+        poll = polls.pop(router.key, None)
+        if poll is None:
+            continue
+        outcome = account_router(router.key, states.get(router.key, RouterState()), poll,
+                                 counter_bits=router.counter_bits, max_rate=max_rate)
+        accounted.deltas.extend(outcome.deltas)
+        accounted.notes.extend(outcome.notes)
+        accounted.baselines[router.key] = outcome.baselines
+        if outcome.uptime is not None:
+            accounted.uptimes[router.key] = outcome.uptime
+    return accounted

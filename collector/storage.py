@@ -21,79 +21,34 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collector.accounting import (
-    Baseline,
-    RouterState,
-    UptimeMark,
-    Usage,
-    local_timestamp,
-    period_containing,
-    period_for_label,
-)
+from collector.accounting import Baseline, RouterState, UptimeMark, Usage
 from collector.errors import LockBusy, StorageError
-from collector.faults import crash_point
 from collector.parse import Lease
+from collector.periods import local_timestamp, period_containing, period_for_label
+from collector.schema import (
+    LEASES_ROUTER_COLUMN,
+    LEASES_STEPS,
+    LEGACY_ROUTER,
+    LOCK_FILE,
+    MAX_STORED_BYTES,
+    SCHEMA_VERSION,
+    STATS_STEPS,
+    column_names,
+    has_table,
+    schema_version,
+    sqlite_uri,
+)
+from collector.sim.faults import crash_point
+from collector.text import log_safe
 
-STATS_DB = "network_stats.db"
-LEASES_DB = "dhcp_leases.db"
-LOCK_FILE = ".netstat-collect.lock"
-SCHEMA_VERSION = 1
-# Rows migrated from the Go daemon's monthly_stats carry this router name: the
-# daemon never recorded which router a byte came from.
-LEGACY_ROUTER = "(go-daemon)"
 RUNS_KEPT = 20000  # about a year of 30-minute runs
-
-_STATS_V1 = """
-CREATE TABLE IF NOT EXISTS cumulative_stats (
-    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);
-CREATE TABLE IF NOT EXISTS monthly_stats (
-    id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, timestamp TEXT);
-CREATE TABLE baselines (
-    router TEXT NOT NULL, device TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, sampled_at REAL NOT NULL,
-    PRIMARY KEY (router, device)) WITHOUT ROWID;
-CREATE TABLE router_endpoints (
-    router TEXT NOT NULL, endpoint TEXT NOT NULL,
-    last_ok_at REAL, last_error TEXT, last_error_at REAL, last_attempt_at REAL,
-    items INTEGER, rejected INTEGER,
-    PRIMARY KEY (router, endpoint)) WITHOUT ROWID;
-CREATE TABLE router_uptime (
-    router TEXT PRIMARY KEY, uptime_seconds INTEGER NOT NULL, sampled_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE periods (
-    label TEXT PRIMARY KEY, start TEXT NOT NULL, "end" TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE usage_period (
-    period TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL, last_seen REAL NOT NULL,
-    PRIMARY KEY (period, device, router)) WITHOUT ROWID;
-CREATE TABLE usage_day (
-    day TEXT NOT NULL, device TEXT NOT NULL, router TEXT NOT NULL,
-    rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
-    PRIMARY KEY (day, device, router)) WITHOUT ROWID;
-CREATE INDEX usage_day_by_device ON usage_day (device, day);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL NOT NULL,
-    endpoints_ok INTEGER NOT NULL, endpoints_failed INTEGER NOT NULL);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-"""
-
-_LEASES_V1 = """
-CREATE TABLE IF NOT EXISTS dhcp_leases (
-    mac_address TEXT PRIMARY KEY, lease_end_time INTEGER, ip_address TEXT,
-    hostname TEXT, client_id TEXT, timestamp TEXT);
-ALTER TABLE dhcp_leases ADD COLUMN router TEXT;
-CREATE TABLE hosts (
-    mac TEXT PRIMARY KEY, hostname TEXT NOT NULL DEFAULT '', ip TEXT NOT NULL DEFAULT '',
-    client_id TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL
-) WITHOUT ROWID;
-"""
 
 
 @dataclass(frozen=True)
@@ -110,8 +65,8 @@ class EndpointStatus:
 
 
 @dataclass(frozen=True)
-class StatsUpdate:
-    """Everything one run writes to network_stats.db, committed together."""
+class RunUpdate:
+    """Everything one run writes: network_stats.db in one transaction, then dhcp_leases.db."""
 
     started_at: float
     finished_at: float
@@ -120,17 +75,16 @@ class StatsUpdate:
     baselines: Mapping[str, Mapping[str, Baseline]]  # router -> complete new baseline map
     uptimes: Mapping[str, UptimeMark]
     endpoints: list[EndpointStatus]
+    leases: Mapping[str, list[Lease]] = field(default_factory=dict)  # router -> its latest leases
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib, for readers
 
 
-def _column_names(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+@dataclass(frozen=True)
+class Database:
+    """An open database and its file, which every error message names."""
 
-
-def _has_table(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone() is not None
+    conn: sqlite3.Connection | None  # None: no file yet (a dry run before the first run)
+    path: Path
 
 
 def _group_writable_mode() -> int:
@@ -190,18 +144,37 @@ def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
             shutil.copyfile(wal, scratch / wal.name)
             conn = sqlite3.connect(copy)
         else:
-            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            conn = sqlite3.connect(sqlite_uri(path, immutable=1), uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except (sqlite3.Error, OSError) as e:
         raise StorageError(f"{path}: cannot read database: {e}") from None
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return conn.execute("PRAGMA user_version").fetchone()[0]
+# --- Transactions and migrations --------------------------------------------------------------
 
 
-# --- Migrations ----------------------------------------------------------------------------
+@contextmanager
+def atomic(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error.
+
+    The one place a write transaction is opened, committed, rolled back and its
+    SQLite errors turned into a StorageError naming the file and `what` was being
+    done. IMMEDIATE takes the write lock at once, so a busy database fails here,
+    before anything is computed against a state that could change.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StorageError(f"{path}: {what}: {e}") from None
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -215,6 +188,26 @@ def _execute_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
+def _migrate(conn: sqlite3.Connection, path: Path, run_step: Callable[[int], None]) -> None:
+    """Bring one file to SCHEMA_VERSION: `run_step(n)` for each missing step, all in one
+    transaction, so an interrupted upgrade leaves the file as it was."""
+    try:
+        version = schema_version(conn)
+    except sqlite3.Error as e:
+        raise StorageError(f"{path}: cannot read database: {e}") from None
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path}: schema version {version} is newer than this netstat-collect "
+            f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
+        )
+    with atomic(conn, path, "cannot upgrade database"):
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            run_step(step)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_start_day: int) -> None:
     """Bring network_stats.db to SCHEMA_VERSION in one transaction.
 
@@ -224,26 +217,14 @@ def migrate_stats(conn: sqlite3.Connection, path: Path, zone: ZoneInfo, month_st
     trusted per router, so each router's first run after the upgrade records
     fresh baselines.
     """
-    try:
-        version = schema_version(conn)
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: schema version {version} is newer than this netstat-collect "
-                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        legacy = _has_table(conn, "monthly_stats")
-        _execute_script(conn, _STATS_V1)
+
+    def run_step(step: int) -> None:
+        legacy = step == 1 and has_table(conn, "monthly_stats")
+        _execute_script(conn, STATS_STEPS[step])
         if legacy:
             _import_go_daemon_totals(conn, zone, month_start_day)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+
+    _migrate(conn, path, run_step)
 
 
 def _import_go_daemon_totals(conn: sqlite3.Connection, zone: ZoneInfo, month_start_day: int) -> None:
@@ -268,34 +249,23 @@ def _import_go_daemon_totals(conn: sqlite3.Connection, zone: ZoneInfo, month_sta
 
 def migrate_leases(conn: sqlite3.Connection, path: Path) -> None:
     """Bring dhcp_leases.db to SCHEMA_VERSION; the Go daemon's leases feed the name memory."""
-    try:
-        version = schema_version(conn)
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: schema version {version} is newer than this netstat-collect "
-                f"understands ({SCHEMA_VERSION}); upgrade netstat-collect"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        script = _LEASES_V1
-        if _has_table(conn, "dhcp_leases") and "router" in _column_names(conn, "dhcp_leases"):
-            script = script.replace("ALTER TABLE dhcp_leases ADD COLUMN router TEXT;", "")
+
+    def run_step(step: int) -> None:
+        script = LEASES_STEPS[step]
+        if step == 1 and has_table(conn, "dhcp_leases") and "router" in column_names(conn, "dhcp_leases"):
+            script = script.replace(LEASES_ROUTER_COLUMN, "")
         _execute_script(conn, script)
-        now = time.time()
-        conn.execute(
-            "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
-            "SELECT mac_address, CASE WHEN hostname IN ('Unknown', '*') THEN '' "
-            "ELSE coalesce(hostname, '') END, coalesce(ip_address, ''), "
-            "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
-            (now, now),
-        )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot upgrade database: {e}") from None
+        if step == 1:
+            now = time.time()
+            conn.execute(
+                "INSERT OR IGNORE INTO hosts (mac, hostname, ip, client_id, first_seen, last_seen) "
+                "SELECT mac_address, CASE WHEN hostname IN ('Unknown', '*') THEN '' "
+                "ELSE coalesce(hostname, '') END, coalesce(ip_address, ''), "
+                "coalesce(client_id, ''), ?, ? FROM dhcp_leases WHERE mac_address IS NOT NULL",
+                (now, now),
+            )
+
+    _migrate(conn, path, run_step)
 
 
 # --- Reading the state a run starts from ----------------------------------------------------
@@ -307,13 +277,16 @@ def load_states(conn: sqlite3.Connection | None) -> tuple[dict[str, RouterState]
     With no database, or one not yet migrated (a dry run does not migrate), every
     router starts at first contact.
     """
-    if conn is None or schema_version(conn) != SCHEMA_VERSION:
+    version = None if conn is None else schema_version(conn)
+    if version not in (1, SCHEMA_VERSION):
         return {}, None
+    # A dry run reads the file as it is: version 1 knew no connected_hint yet.
+    hint_column = "connected_hint" if version == SCHEMA_VERSION else "0"
     baselines: dict[str, dict[str, Baseline]] = {}
-    for router, device, rx, tx, at in conn.execute(
-        "SELECT router, device, rx_bytes, tx_bytes, sampled_at FROM baselines"
+    for router, device, rx, tx, at, hint in conn.execute(
+        f"SELECT router, device, rx_bytes, tx_bytes, sampled_at, {hint_column} FROM baselines"
     ):
-        baselines.setdefault(router, {})[device] = Baseline(rx, tx, at)
+        baselines.setdefault(router, {})[device] = Baseline(rx, tx, at, bool(hint))
     uptimes = {
         router: UptimeMark(up, at)
         for router, up, at in conn.execute("SELECT router, uptime_seconds, sampled_at FROM router_uptime")
@@ -349,33 +322,83 @@ def _record_period(conn: sqlite3.Connection, label: str, zone: ZoneInfo, month_s
     )
 
 
+# A period total grows only while it stays within MAX_STORED_BYTES; a refused row
+# changes nothing, which the caller sees in the number of rows changed.
+_ADD_TO_PERIOD = (
+    "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, device, router) DO UPDATE SET "
+    "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes, "
+    "last_seen = max(last_seen, excluded.last_seen) "
+    f"WHERE rx_bytes + excluded.rx_bytes <= {MAX_STORED_BYTES} "
+    f"AND tx_bytes + excluded.tx_bytes <= {MAX_STORED_BYTES}"
+)
+
+
+def _add_usage(conn: sqlite3.Connection, usage: list[Usage]) -> list[str]:
+    """Add a run's usage to the period and day totals; notes for what was refused.
+
+    A total that would pass MAX_STORED_BYTES is refused with a note, the delta is
+    dropped (its baseline has moved on, as for an implausible delta), and the rest
+    of the run commits. A day total never exceeds its period's, so guarding the
+    period rows guards both.
+    """
+    notes = []
+    fits = []
+    for u in usage:
+        if u.rx_bytes > MAX_STORED_BYTES or u.tx_bytes > MAX_STORED_BYTES:
+            notes.append(_refused_note(u))
+        else:
+            fits.append(u)
+    rows = [(u.period, u.device, u.router, u.rx_bytes, u.tx_bytes, u.last_seen) for u in fits]
+    conn.execute("SAVEPOINT add_usage")
+    before = conn.total_changes
+    conn.executemany(_ADD_TO_PERIOD, rows)
+    if conn.total_changes - before != len(rows):
+        # Rare: some total is at the limit. Redo row by row to learn which.
+        conn.execute("ROLLBACK TO add_usage")
+        kept = []
+        for u, row in zip(fits, rows, strict=True):
+            if conn.execute(_ADD_TO_PERIOD, row).rowcount == 1:
+                kept.append(u)
+            else:
+                notes.append(_refused_note(u))
+        fits = kept
+    conn.execute("RELEASE add_usage")
+    conn.executemany(
+        "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (day, device, router) DO UPDATE SET "
+        "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
+        [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in fits],
+    )
+    return notes
+
+
+def _refused_note(u: Usage) -> str:
+    return (
+        f"{u.router} {u.device}: refused to add rx {u.rx_bytes} tx {u.tx_bytes} bytes to period "
+        f"{u.period}: the total would pass {MAX_STORED_BYTES} bytes, the most stored exactly; "
+        "nothing counted"
+    )
+
+
 def commit_stats(
-    conn: sqlite3.Connection, path: Path, update: StatsUpdate, zone: ZoneInfo, month_start_day: int
-) -> None:
-    """Write a run's totals, baselines and router health in one transaction."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    conn: sqlite3.Connection, path: Path, update: RunUpdate, zone: ZoneInfo, month_start_day: int
+) -> list[str]:
+    """Write a run's totals, baselines and router health in one transaction.
+
+    Returns notes on totals refused for passing MAX_STORED_BYTES.
+    """
+    with atomic(conn, path, "cannot commit this run"):
         for label in sorted({u.period for u in update.usage}):
             _record_period(conn, label, zone, month_start_day)
-        conn.executemany(
-            "INSERT INTO usage_period (period, device, router, rx_bytes, tx_bytes, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (period, device, router) DO UPDATE SET "
-            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes, "
-            "last_seen = max(last_seen, excluded.last_seen)",
-            [(u.period, u.device, u.router, u.rx_bytes, u.tx_bytes, u.last_seen) for u in update.usage],
-        )
-        conn.executemany(
-            "INSERT INTO usage_day (day, device, router, rx_bytes, tx_bytes) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (day, device, router) DO UPDATE SET "
-            "rx_bytes = rx_bytes + excluded.rx_bytes, tx_bytes = tx_bytes + excluded.tx_bytes",
-            [(u.day, u.device, u.router, u.rx_bytes, u.tx_bytes) for u in update.usage],
-        )
+        notes = _add_usage(conn, update.usage)
         for router, baselines in update.baselines.items():
             conn.execute("DELETE FROM baselines WHERE router = ?", (router,))
             conn.executemany(
-                "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at) for d, b in baselines.items()],
+                "INSERT INTO baselines (router, device, rx_bytes, tx_bytes, sampled_at, connected_hint) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(router, d, b.rx_bytes, b.tx_bytes, b.sampled_at, int(b.connected_hint))
+                 for d, b in baselines.items()],
             )
         conn.executemany(
             "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
@@ -397,7 +420,7 @@ def commit_stats(
                     "last_attempt_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
                     "DO UPDATE SET last_error = excluded.last_error, "
                     "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at",
-                    (s.router, s.endpoint, s.error, s.at, s.at),
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(
@@ -416,12 +439,21 @@ def commit_stats(
               else str(update.monthly_cap_bytes))],
         )
         crash_point("stats-written")
-        conn.execute("COMMIT")
-        crash_point("stats-committed")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot commit this run: {e}") from None
+    crash_point("stats-committed")
+    return notes
+
+
+def commit_run(stats: Database, leases: Database, update: RunUpdate, zone: ZoneInfo,
+               month_start_day: int) -> list[str]:
+    """Commit a run: the totals, baselines and health first, then the leases.
+
+    Two files, two transactions: a crash between them loses only the leases' refresh,
+    which the next run redoes; the bytes are in the first. Returns notes on totals
+    refused for passing MAX_STORED_BYTES.
+    """
+    notes = commit_stats(stats.conn, stats.path, update, zone, month_start_day)
+    commit_leases(leases.conn, leases.path, update.leases, update.started_at, zone)
+    return notes
 
 
 def _refresh_monthly_stats(conn: sqlite3.Connection, at: float, zone: ZoneInfo, month_start_day: int) -> None:
@@ -450,8 +482,7 @@ def commit_leases(
     if not leases_by_router:
         return
     stamp = local_timestamp(at, zone)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with atomic(conn, path, "cannot commit leases"):
         # Rows without a router come from the Go daemon: any fresh answer supersedes them.
         conn.execute("DELETE FROM dhcp_leases WHERE router IS NULL")
         for router, leases in leases_by_router.items():
@@ -470,12 +501,7 @@ def commit_leases(
                 [(x.mac, x.hostname, x.ip, x.client_id, at, at) for x in leases],
             )
         crash_point("leases-written")
-        conn.execute("COMMIT")
-        crash_point("leases-committed")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise StorageError(f"{path}: cannot commit leases: {e}") from None
+    crash_point("leases-committed")
 
 
 # --- The lock that keeps two runs from overlapping -------------------------------------------

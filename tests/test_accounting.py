@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.accounting import (
-    WAN,
+    MISSING_BASELINE_KEEP_SECONDS,
     WRAP_32,
     Baseline,
     RouterPoll,
@@ -18,10 +18,10 @@ from collector.accounting import (
     bucket,
     counter_delta,
     max_bytes_per_second,
-    period_containing,
-    period_for_label,
 )
 from collector.parse import StationSample, WanSample
+from collector.periods import period_containing, period_for_label
+from collector.schema import WAN
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
@@ -164,7 +164,66 @@ def test_connected_seconds_covering_the_interval_is_an_ordinary_delta():
     assert amounts(out) == {A: (500, 600)}
 
 
+def test_station_missing_from_an_answer_with_rejected_lines_keeps_its_baseline():
+    state = known({A: Baseline(1000, 1000, T), B: Baseline(7, 7, T)})
+    out = account_router("r1", state, RouterPoll(stations=[StationSample(B, 8, 8)], stations_at=T + 1800,
+                                                 stations_complete=False))
+    assert out.baselines[A] == Baseline(1000, 1000, T)
+    back = account_router("r1", known(out.baselines, last_ap_at=T + 1800),
+                          RouterPoll(stations=[StationSample(A, 1300, 1100)], stations_at=T + 3600))
+    assert amounts(back) == {A: (300, 100)}
+
+
+def test_missing_station_of_a_router_with_connected_seconds_is_judged_on_its_return():
+    state = known({A: Baseline(1000, 1000, T, connected_hint=True)})
+    missing = account_router("r1", state, RouterPoll(stations=[], stations_at=T + 1800))
+    assert missing.baselines[A] == Baseline(1000, 1000, T, connected_hint=True)
+    later = known(missing.baselines, last_ap_at=T + 1800)
+    # Associated since before the baseline was read: the same association, a delta.
+    same = account_router("r1", later, RouterPoll(stations=[StationSample(A, 1300, 1100, 7200)],
+                                                  stations_at=T + 3600))
+    assert amounts(same) == {A: (300, 100)}
+    # Associated after it: a new association, counted in full.
+    new = account_router("r1", later, RouterPoll(stations=[StationSample(A, 300, 100, 900)],
+                                                 stations_at=T + 3600))
+    assert amounts(new) == {A: (300, 100)} and new.deltas[0].how == "re-associated"
+
+
+def test_missing_station_without_connected_seconds_has_left():
+    state = known({A: Baseline(1000, 1000, T, connected_hint=False)})
+    out = account_router("r1", state, RouterPoll(stations=[], stations_at=T + 1800))
+    assert A not in out.baselines
+
+
+def test_a_missing_stations_baseline_is_kept_for_a_week_at_most():
+    state = known({A: Baseline(1000, 1000, T, connected_hint=True)})
+    week = MISSING_BASELINE_KEEP_SECONDS
+    kept = account_router("r1", state, RouterPoll(stations=[], stations_at=T + week))
+    assert A in kept.baselines
+    gone = account_router("r1", state, RouterPoll(stations=[], stations_at=T + week + 1800))
+    assert A not in gone.baselines
+
+
 # --- rule 6: plausibility ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("connected", [None, 60, 10**9, 2**63 - 1])
+def test_a_new_stations_elapsed_time_is_at_most_the_time_since_the_last_answer(connected):
+    """Review item 2: a router's claim of connected seconds never lifts the rate cap."""
+    rate = max_bytes_per_second(100)  # 12.5 MB/s
+    limit = int(rate * (1800 + 2))
+    state = known(last_ap_at=T)
+    at = T + 1800
+    fits = account_router("r1", state, RouterPoll(stations=[StationSample(A, limit, 0, connected)],
+                                                  stations_at=at), max_rate=rate)
+    over = account_router("r1", state, RouterPoll(stations=[StationSample(A, limit + 1, 0, connected)],
+                                                  stations_at=at), max_rate=rate)
+    if connected == 60:  # shorter than the interval: its own, smaller bound
+        assert amounts(fits)[A] == (0, 0)
+    else:
+        assert amounts(fits)[A] == (limit, 0)
+    assert amounts(over)[A] == (0, 0) and over.deltas[0].how == "implausible"
+
 
 
 def test_implausible_delta_counts_zero_and_rebaselines():
@@ -257,7 +316,7 @@ def test_bucket_splits_by_day_and_period():
 # --- properties -------------------------------------------------------------------------------
 
 EVENTS = st.sampled_from(["traffic", "traffic", "traffic", "reboot", "leave", "join", "reassociate",
-                          "fail", "fail-ap"])
+                          "fail", "fail-ap", "hide", "reject"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -272,7 +331,10 @@ def test_totals_equal_truth_with_resets_wraps_and_gaps(events, bits):
     The model: every interval is 30 minutes; a disruptive event (reboot, leave,
     re-association) happens a minute after a successful poll, so the traffic
     before it was seen; then traffic flows; then a poll, which may fail.
-    Uptime and connected seconds are always reported (the scripts we ship do).
+    Uptime and connected seconds are always reported (the scripts we ship do). A
+    station may also be missing from one answer while it stays associated: left out
+    of a complete answer (a radio's dump raced a wifi reload) or with its line
+    rejected (an answer that is not complete).
     """
     modulo = 2**bits
     now = T
@@ -283,11 +345,12 @@ def test_totals_equal_truth_with_resets_wraps_and_gaps(events, bits):
     state = RouterState()
     last_ok = True
 
-    def poll(ap_ok=True, wan_ok=True):
+    def poll(ap_ok=True, wan_ok=True, hidden=None, complete=True):
         return RouterPoll(
             stations=[StationSample(m, s[0] % modulo, s[1] % modulo, int(now - s[2]))
-                      for m, s in stations.items()] if ap_ok else None,
+                      for m, s in stations.items() if m != hidden] if ap_ok else None,
             stations_at=now,
+            stations_complete=complete,
             wan=WanSample(wan[0] % modulo, wan[1] % modulo, int(now - boot)) if wan_ok else None,
             wan_at=now,
         )
@@ -338,13 +401,17 @@ def test_totals_equal_truth_with_resets_wraps_and_gaps(events, bits):
             apply(poll(ap_ok=False))
             last_ok = False
             continue
+        if kind in ("hide", "reject"):
+            apply(poll(hidden=mac, complete=kind == "hide"))
+            last_ok = mac not in stations  # its traffic so far is not yet counted
+            continue
         apply(poll())
         last_ok = True
     if not last_ok:
         now += 1800
         apply(poll())
     # 32-bit counters only stay exact when a poll comes before they can wrap twice.
-    if bits == 64 or sum(1 for e in events if e[0] in ("fail", "fail-ap")) == 0:
+    if bits == 64 or sum(1 for e in events if e[0] in ("fail", "fail-ap", "hide", "reject")) == 0:
         assert truth_counted == truth
 
 

@@ -15,11 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import collect
 from flask import Flask
+from support import collect
 
+from api import queries
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app
 from collector import reads
+from collector.schema import LEASES_DB, STATS_DB
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
@@ -33,7 +35,7 @@ def client_for(data_dir: Path, **config):
 def copy_databases(source: Path, target: Path) -> Path:
     """The .db files only: a -shm belongs to the processes that have it open."""
     target.mkdir(parents=True)
-    for name in (reads.STATS_DB, reads.LEASES_DB):
+    for name in (STATS_DB, LEASES_DB):
         shutil.copyfile(source / name, target / name)
     return target
 
@@ -67,7 +69,7 @@ def go_daemon_files(data_dir: Path, *, wan: bool = True, stats: bool = True,
     """network_stats.db and dhcp_leases.db with only the seed's tables (schema version 0)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if stats:
-        conn = sqlite3.connect(data_dir / reads.STATS_DB)
+        conn = sqlite3.connect(data_dir / STATS_DB)
         conn.executescript(
             "CREATE TABLE cumulative_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);"
             "CREATE TABLE monthly_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, "
@@ -80,7 +82,7 @@ def go_daemon_files(data_dir: Path, *, wan: bool = True, stats: bool = True,
         conn.commit()
         conn.close()
     if leases:
-        conn = sqlite3.connect(data_dir / reads.LEASES_DB)
+        conn = sqlite3.connect(data_dir / LEASES_DB)
         conn.execute("CREATE TABLE dhcp_leases (mac_address TEXT PRIMARY KEY, lease_end_time "
                      "INTEGER, ip_address TEXT, hostname TEXT, client_id TEXT, timestamp TEXT)")
         conn.executemany("INSERT INTO dhcp_leases VALUES (?, 1795000000, ?, ?, '*', "
@@ -143,7 +145,7 @@ def test_api_php_uses_the_last_of_repeated_actions_like_php(tmp_path):
 
 def test_api_php_without_the_table_is_a_500_naming_the_error(tmp_path):
     tmp_path.mkdir(exist_ok=True)
-    sqlite3.connect(tmp_path / reads.STATS_DB).execute("CREATE TABLE other (x)").connection.close()
+    sqlite3.connect(tmp_path / STATS_DB).execute("CREATE TABLE other (x)").connection.close()
     r = client_for(tmp_path).get("/api.php?action=clients")
     assert (r.status_code, php(r)) == (
         500, {"error": "An unexpected error occurred: no such table: monthly_stats"})
@@ -162,11 +164,11 @@ def test_v1_on_unmigrated_go_daemon_files_answers_zeros(tmp_path):
 
 def test_a_corrupt_database_is_a_503_naming_it(tmp_path):
     tmp_path.mkdir(exist_ok=True)
-    (tmp_path / reads.STATS_DB).write_bytes(b"this is not a database" * 100)
+    (tmp_path / STATS_DB).write_bytes(b"this is not a database" * 100)
     client = client_for(tmp_path)
     r = client.get("/api/v1/usage")
     assert (r.status_code, r.get_json()) == (503, {
-        "error": f"{tmp_path / reads.STATS_DB}: cannot read database: file is not a database",
+        "error": f"{tmp_path / STATS_DB}: cannot read database: file is not a database",
         "status": 503})
     compat = client.get("/api.php?action=clients")
     assert (compat.status_code, php(compat)) == (
@@ -175,23 +177,23 @@ def test_a_corrupt_database_is_a_503_naming_it(tmp_path):
 
 def test_without_the_leases_database_usage_works_and_leases_is_503(api_scenario, tmp_path):
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    (data_dir / reads.LEASES_DB).unlink()
+    (data_dir / LEASES_DB).unlink()
     client = client_for(data_dir, NOW=api_scenario.now)
     usage = client.get("/api/v1/usage")
     assert usage.status_code == 200
     assert {c["hostname"] for c in usage.get_json()["clients"]} == {None}
     r = client.get("/api/v1/leases")
     assert (r.status_code, r.get_json()["error"]) == (
-        503, f"{data_dir / reads.LEASES_DB}: no such database (has the collector run yet?)")
+        503, f"{data_dir / LEASES_DB}: no such database (has the collector run yet?)")
 
 
 def test_healthz_needs_the_leases_database_too(api_scenario, tmp_path):
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    (data_dir / reads.LEASES_DB).unlink()
+    (data_dir / LEASES_DB).unlink()
     r = client_for(data_dir, NOW=api_scenario.now).get("/healthz")
     assert (r.status_code, r.get_json()["status"]) == (503, "unavailable")
     assert r.get_json()["reason"] == (
-        f"{data_dir / reads.LEASES_DB}: no such database (has the collector run yet?)")
+        f"{data_dir / LEASES_DB}: no such database (has the collector run yet?)")
 
 
 # --- health -------------------------------------------------------------------------------------
@@ -258,8 +260,8 @@ def test_a_changed_file_is_a_new_answer(api_scenario, tmp_path):
     app = create_app({"DATA_DIR": str(data_dir), "NOW": api_scenario.now})
     client = app.test_client()
     first = client.get("/api/v1/usage")
-    stamp = (data_dir / reads.STATS_DB).stat().st_mtime_ns + 10**9
-    os.utime(data_dir / reads.STATS_DB, ns=(stamp, stamp))  # as a restore from backup would
+    stamp = (data_dir / STATS_DB).stat().st_mtime_ns + 10**9
+    os.utime(data_dir / STATS_DB, ns=(stamp, stamp))  # as a restore from backup would
     second = client.get("/api/v1/usage", headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert second.headers["ETag"] != first.headers["ETag"]
@@ -269,10 +271,10 @@ def test_a_changed_file_is_a_new_answer(api_scenario, tmp_path):
 def test_reading_does_not_change_the_file_state(api_scenario, tmp_path):
     """A reader creates an empty WAL; the ETag must not change because of it."""
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")
-    before = reads.file_state(data_dir)
+    before = queries.file_state(data_dir)
     reads.open_readonly(data_dir).execute("SELECT count(*) FROM runs").connection.close()
     assert (data_dir / "network_stats.db-wal").stat().st_size == 0
-    assert reads.file_state(data_dir) == before
+    assert queries.file_state(data_dir) == before
 
 
 def test_the_default_period_is_modified_when_a_new_period_starts(api_scenario):
@@ -334,3 +336,11 @@ def test_a_data_directory_with_uri_characters_in_its_name(api_scenario, tmp_path
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data ?#%41 dir")
     r = client_for(data_dir, NOW=api_scenario.now).get("/api/v1/usage")
     assert (r.status_code, r.get_json()["period"]["label"]) == (200, "2026-12")
+
+
+@pytest.mark.parametrize("mac", ["%C2%A0aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:01%E3%80%80"])
+def test_a_mac_parameter_with_unicode_blanks_is_no_mac(api_scenario, mac):
+    """Review item 12: the API's MAC parameter follows the same format as everything else."""
+    answer = client_for(api_scenario.data_dir).get(f"/api/v1/clients/{mac}/history")
+    assert answer.status_code == 400
+    assert "not a MAC address" in answer.get_json()["error"]

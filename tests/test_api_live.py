@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import answers_during, collect, gunicorn_server
+from support import answers_during, collect, gunicorn_server
 
 STATS_MISSING = "no such database (has the collector run yet?)"
 

@@ -23,15 +23,16 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
+from support import REPO, T0, answers_during, as_user, file_hashes, gunicorn_server, truth_of
 
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
 
 OWNER = "nsc-owner"
 API_USER = "nsc-api"
@@ -50,8 +51,9 @@ def _missing_requirement() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing_requirement() is not None,
-                                reason=_missing_requirement() or "")
+# Other OS users, mount namespaces and a minute of load: the long tier.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(_missing_requirement() is not None, reason=_missing_requirement() or "")]
 
 
 def _ensure_accounts() -> None:
@@ -192,6 +194,89 @@ def test_the_collector_commits_while_another_user_serves(site):
     assert {body["wan"]["rx_bytes"] for _, body in seen} <= {old_rx, old_rx + 700_000}
     assert (after.status_code, after.json()["wan"]["rx_bytes"]) == (200, old_rx + 700_000)
     assert _stored_wan_rx(site.data_dir) == old_rx + 700_000
+
+
+# systemd's PrivateUsers=yes, as v252 sets it up: the groups are set first (the unit's Group=
+# and the user's supplementary groups), then a user namespace is made in which only root,
+# the unit's user and its group are mapped (a child still outside writes the maps), then
+# the user is set and the program runs. Everyone else shows as nobody inside.
+PRIVATE_USERS = """
+import ctypes, os, pwd, sys
+user, group, program = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
+uid = pwd.getpwnam(user).pw_uid
+os.initgroups(user, group)
+os.setresgid(group, group, group)
+ready, go = os.pipe(), os.pipe()
+child = os.fork()
+if child == 0:
+    os.read(ready[0], 1)
+    parent = os.getppid()
+    with open(f"/proc/{parent}/uid_map", "w") as f:
+        f.write(f"0 0 1\\n{uid} {uid} 1\\n")
+    with open(f"/proc/{parent}/gid_map", "w") as f:
+        f.write(f"0 0 1\\n{group} {group} 1\\n")
+    os.write(go[1], b"x")
+    os._exit(0)
+if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
+    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+os.write(ready[1], b"x")
+os.read(go[0], 1)
+os.waitpid(child, 0)
+os.setresuid(uid, uid, uid)
+os.execv(program[0], program)
+"""
+
+
+def _in_private_users(prefix: list[str], user: str, group: str) -> list[str]:
+    """`prefix` (from as_user) with setpriv replaced by the PrivateUsers=yes set-up above."""
+    at = prefix.index("setpriv")
+    end = prefix.index("--", at)
+    return [*prefix[:at], sys.executable, "-c", PRIVATE_USERS, user, str(grp.getgrnam(group).gr_gid),
+            "--", *prefix[end + 1:]]
+
+
+def test_the_api_in_a_private_user_namespace_shares_the_data(site):
+    """deploy/gunicorn.service has PrivateUsers=yes: the data group must still read the
+    collector's files, create the -shm index with the data group, and the collector must
+    keep committing with it."""
+    data_dir = _copy_of_the_data(site, "data-private-users")
+    data_dir.chmod(0o2775)  # as the README installs it
+    api = _in_private_users(site.api, API_USER, DATA_GROUP)
+    env = site.env()
+    with gunicorn_server(data_dir, site.base / "api-userns.log", now=site.fleet.now,
+                         command_prefix=api) as server:
+        worker = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)],
+                                capture_output=True, text=True).stdout.split()[0]
+        uid_map = Path(f"/proc/{worker}/uid_map").read_text().split()
+        owner_inside = subprocess.run(
+            [*api, "-c", f"import os; print(os.stat({str(data_dir / 'network_stats.db')!r}).st_uid)"],
+            capture_output=True, text=True, env=env, cwd=REPO)
+        usage = server.get("/api/v1/usage")
+        runs_before = _runs(data_dir)
+        # The owner's collector commits beside the -shm the API created (the shared fleet
+        # is left as it is: no time passes, nothing is moved).
+        run = subprocess.run(
+            [*site.owner, "-m", "collector", "run-once", "--config", str(site.config),
+             "--data-dir", str(data_dir)], capture_output=True, text=True, env=env, cwd=REPO,
+            timeout=120)
+        after = server.get("/api/v1/usage")
+    api_uid = str(pwd.getpwnam(API_USER).pw_uid)
+    assert uid_map == ["0", "0", "1", api_uid, api_uid, "1"]  # really in such a namespace
+    assert owner_inside.stdout.strip() == "65534", owner_inside.stderr  # the collector is nobody there
+    assert usage.status_code == 200, usage.text
+    shm = data_dir / "network_stats.db-shm"
+    assert (stat.S_IMODE(shm.stat().st_mode), shm.owner(), shm.group()) == (0o664, API_USER, DATA_GROUP)
+    assert run.returncode == 0, run.stderr
+    assert _runs(data_dir) == runs_before + 1
+    assert (after.status_code, after.json()["wan"]) == (200, usage.json()["wan"])
+
+
+def _runs(data_dir: Path) -> int:
+    conn = sqlite3.connect(f"file:{data_dir / 'network_stats.db'}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def _copy_of_the_data(site: Site, name: str) -> Path:

@@ -26,3 +26,19 @@ def test_a_write_through_the_apis_connection_fails(api_scenario, tmp_path, state
         with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
             conn.execute(statement)
     assert {p.name: p.read_bytes() for p in data_dir.glob("*.db")} == before
+
+
+def test_the_api_imports_nothing_of_the_collectors_write_path():
+    """The boundary the docstrings promise: the API reads, it cannot even load the writer."""
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    probe = ("import sys, api.app; api.app.create_app({'DATA_DIR': '/nonexistent'}); "
+             "print(' '.join(m for m in sys.modules if m.startswith(('collector', 'requests', 'api'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "api.app" in loaded and "collector.reads" in loaded  # the probe saw the API load
+    for module in ("collector.storage", "collector.run", "collector.fetch", "requests"):
+        assert module not in loaded, f"importing the API loaded {module}"

@@ -1,6 +1,6 @@
 """`check-router` and `check-config` against simulated routers on 127.0.0.1, good and broken."""
 
-from conftest import run_cli
+from support import run_cli
 
 A = "02:00:00:00:00:0a"
 

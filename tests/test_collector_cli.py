@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -13,7 +14,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import (
+import pytest
+import requests
+from support import (
     REPO,
     collect,
     file_hashes,
@@ -358,12 +361,13 @@ def test_upgrades_a_go_daemon_data_directory_in_place(fleet, data_dir, tmp_path)
     assert collect(fleet, config, data_dir).code == 0
     assert {k: v[:2] for k, v in monthly_stats(data_dir).items()}[A] == (300001, 4000002)
     conn = sqlite3.connect(data_dir / "dhcp_leases.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert dict(conn.execute("SELECT mac, hostname FROM hosts"))["02:00:00:00:00:0d"] == "old-tv"
     assert conn.execute("SELECT count(*) FROM dhcp_leases WHERE router IS NULL").fetchone()[0] == 0
     conn.close()
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_never_corrupts_or_double_counts(fleet, data_dir, tmp_path):
     home(fleet)
     fleet.add_router("ap2", wan=False, dhcp=False)
@@ -400,6 +404,7 @@ def test_kill_9_at_random_moments_never_corrupts_or_double_counts(fleet, data_di
     assert stored_usage(data_dir) == {k: (end[k][0] - start[k][0], end[k][1] - start[k][1]) for k in end}
 
 
+@pytest.mark.slow
 def test_two_overlapping_runs_never_double_count(fleet, data_dir, tmp_path):
     home(fleet)
     fleet.routers["main"].delay = 1.0
@@ -439,12 +444,19 @@ def test_files_are_group_writable_for_the_api_user(fleet, data_dir, tmp_path):
 
 
 def test_console_script_and_module_agree():
+    """`netstat-collect` (the installed script) and `python -m collector` are one program."""
     script = Path(sys.executable).parent / "netstat-collect"
     assert script.exists(), f"{script} missing: install the project with pip first"
-    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0
-    for command in ("run-once", "demo", "simulate", "report"):
-        assert command in proc.stdout
+    for args in (["--help"], ["--version"], ["run-once", "--help"], ["run-once", "--no-such-option"]):
+        installed = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60)
+        module = subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True,
+                                text=True, timeout=60, cwd=REPO)
+        assert (installed.returncode, installed.stdout, installed.stderr) == (
+            module.returncode, module.stdout, module.stderr), args
+        if args == ["--help"]:
+            assert all(c in installed.stdout for c in ("run-once", "demo", "simulate", "report"))
+        if args[-1] == "--no-such-option":
+            assert installed.returncode == 2 and "--no-such-option" in installed.stderr
 
 
 def test_demo_matches_the_simulation(tmp_path):
@@ -471,10 +483,15 @@ def test_simulate_serves_on_loopback_and_stops_by_itself(tmp_path):
     result = run_cli("run-once", "--config", str(config), "--data-dir", str(tmp_path / "d"), "--dry-run")
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert '"routers"' in out  # it prints the config it serves
+    served = json.loads(out)  # it prints the config it serves: the one it wrote
+    assert served == json.loads(config.read_text())
     assert result.code == 0, result.stderr
     assert "router-1: ap_stats 3 stations; wan_stats ok" in result.stderr
     assert "ap-2: ap_stats 3 stations" in result.stderr
+    # Stopped by itself: nothing answers on its port any more.
+    url = served["routers"]["router-1"]["ap_stats"]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=5)
 
 
 def test_main_wan_is_the_sum_of_every_routers_wan(fleet, data_dir, tmp_path):

@@ -138,3 +138,29 @@ def test_monthly_cap_setting():
     assert parse_config({"r": {}}).settings.monthly_cap_gib is None
     with pytest.raises(ConfigError, match="settings.monthly_cap_gib: must be a number"):
         parse_config({"settings": {"monthly_cap_gib": -1}, "routers": {"r": {}}})
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("http://[::1/x", "r.ap_stats: not a valid URL: unbalanced [ ] around an IPv6 address"),
+        ("http://admin:s3cret@[::1/x", "r.ap_stats: not a valid URL: unbalanced [ ] around an IPv6 address"),
+        ("http://admin:s3cret@127.0.0.1:65536/x", "r.ap_stats: not a valid URL: the port must be"),
+        ("http://admin:s3cret@127.0.0.1:0/x", "r.ap_stats: not a valid URL: the port must be"),
+        ("http://admin:s3/cret@127.0.0.1/x", "r.ap_stats: not a valid URL: the port must be"),
+        ("http://admin:s3 cret@127.0.0.1/x", "r.ap_stats: not a valid URL: it contains spaces or control"),
+        ("http://127.0.0.1/x\x1b[2J", "r.ap_stats: not a valid URL: it contains spaces or control"),
+        ("ftp://admin:s3cret@127.0.0.1/x", "r.ap_stats: not an http(s) URL"),
+    ],
+)
+def test_a_bad_url_is_a_configuration_error_naming_the_key_never_the_password(url, message):
+    with pytest.raises(ConfigError) as e:
+        parse_config({"r": {"ap_stats": url}}, "f.json")
+    assert message in str(e.value)
+    assert "s3" not in str(e.value) and "cret" not in str(e.value)
+    assert "\x1b" not in str(e.value)
+
+
+def test_a_good_url_with_user_info_is_accepted():
+    config = parse_config({"r": {"ap_stats": "http://admin:s3cret@127.0.0.1:8080/cgi-bin/x"}})
+    assert config.routers[0].urls["ap_stats"] == "http://admin:s3cret@127.0.0.1:8080/cgi-bin/x"

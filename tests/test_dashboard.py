@@ -23,11 +23,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ApiServer, collect, gunicorn_server, stored_usage
+from support import REPO, ApiServer, collect, gunicorn_server, stored_usage
 
 from api.app import SECURITY_HEADERS
 from collector.report import human_bytes as human  # the binary units the page uses too
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
+
+# A real browser against a real gunicorn: the long tier (README, "Tests").
+pytestmark = pytest.mark.slow
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 

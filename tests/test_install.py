@@ -41,9 +41,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, T0, truth_of
+from support import REPO, T0, truth_of
 
-from collector.simulate import Fleet
+from collector.sim.routers import Fleet
 
 INSTALL = REPO / "deploy" / "install.sh"
 USERS = ("netstat", "netstat-api")

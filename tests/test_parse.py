@@ -173,3 +173,62 @@ def test_chunk_boundary_inside_a_line():
     parsed = parse_ap_stats([b"aa:bb:cc:dd:e", b"e:01 1", b"0 20\naa:bb:cc:dd:ee:02 3 4"])
     assert parsed.items == [StationSample("aa:bb:cc:dd:ee:01", 10, 20),
                             StationSample("aa:bb:cc:dd:ee:02", 3, 4)]
+
+
+# --- The formats are exactly what the README says (review item 12, items 1 and 3) -------------
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2028", "\u3000", "\u2003", "\x0b", "\x0c"])
+def test_only_ascii_space_and_tab_separate_station_fields(space):
+    parsed = parse_ap_stats(f"aa:bb:cc:dd:ee:01{space}1 2\naa:bb:cc:dd:ee:02\t1 2\n")
+    assert [s.mac for s in parsed.items] == ["aa:bb:cc:dd:ee:02"]
+    assert parsed.rejected_count == 1
+
+
+def test_only_ascii_space_and_tab_separate_wan_fields():
+    with pytest.raises(ParseError):
+        parse_wan_stats("wan:\u00a010 20\n")
+
+
+def test_repeated_keys_follow_one_rule_the_first_wins():
+    parsed = parse_wan_stats("wan: 1 2\nuptime: 100\nuptime: 5\nwan: 3 4\n")
+    assert parsed.items == [WanSample(1, 2, 100)]
+    assert [r.reason for r in parsed.rejected] == ["second `uptime:` line", "second `wan:` line"]
+
+
+@pytest.mark.parametrize("text", ["123.45.67", "123.", ".5", "12a", "\u0661\u0662", "+5", "1e3"])
+def test_uptime_must_be_seconds_with_an_optional_fraction(text):
+    parsed = parse_wan_stats(f"wan: 1 2\nuptime: {text}\n")
+    assert parsed.items == [WanSample(1, 2, None)]
+    assert parsed.rejected[0].reason == "expected `uptime: SECONDS`"
+
+
+@pytest.mark.parametrize("text", ["\u00a0aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:01\u3000",
+                                  "aa:bb:cc:dd:ee:01\n", "aa:bb:cc:dd:ee:0\u0661"])
+def test_a_mac_with_anything_but_ascii_blanks_around_it_is_no_mac(text):
+    assert normalise_mac(text) is None
+    assert normalise_mac(" aa:bb:cc:dd:ee:01\t") == "aa:bb:cc:dd:ee:01"
+
+
+def test_lone_cr_ends_a_line_and_a_leading_bom_is_skipped():
+    body = b"\xef\xbb\xbfaa:bb:cc:dd:ee:01 1 2 3\raa:bb:cc:dd:ee:02 4 5 6\r"
+    parsed = parse_ap_stats(body)
+    assert [s.mac for s in parsed.items] == ["aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02"]
+    assert parsed.complete
+    # The same split across chunks as the fetcher hands them over.
+    assert parse_ap_stats([body[:2], body[2:30], body[30:]]).items == parsed.items
+    wan = parse_wan_stats("\ufeffwan: 1 2\ruptime: 9\r")
+    assert wan.items == [WanSample(1, 2, 9)] and wan.rejected == []
+
+
+def test_a_bom_anywhere_but_the_start_is_part_of_its_line():
+    parsed = parse_ap_stats("aa:bb:cc:dd:ee:01 1 2\n\ufeffaa:bb:cc:dd:ee:02 1 2\n")
+    assert [s.mac for s in parsed.items] == ["aa:bb:cc:dd:ee:01"]
+    assert not parsed.complete and parsed.rejected[0].line_no == 2
+
+
+def test_rejected_lines_are_counted_all_but_kept_as_a_few_examples():
+    parsed = parse_ap_stats("x\n" * 10_000 + "aa:bb:cc:dd:ee:01 1 2\n")
+    assert parsed.rejected_count == 10_000
+    assert 0 < len(parsed.rejected) <= 5
+    assert parsed.rejected[0].line_no == 1 and len(parsed.items) == 1

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, as_user, collect, run_cli, stored_usage, truth_of
+from support import REPO, as_user, collect, run_cli, run_once_measured, stored_usage, truth_of
 
-from collector.faults import POINTS
+from collector.sim.faults import POINTS
 
 SETTINGS = {"timezone": "UTC", "timeout_seconds": 2}
 KILLS = 120
@@ -46,6 +46,7 @@ def everything_since(start: dict, end: dict) -> dict:
     return {k: (end[k][0] - start.get(k, (0, 0))[0], end[k][1] - start.get(k, (0, 0))[1]) for k in end}
 
 
+@pytest.mark.slow
 def test_crash_matrix_sigkill_at_every_stage_loses_and_doubles_nothing(fleet, data_dir, tmp_path):
     """120 SIGKILLs on a seeded schedule: at named points (after fetching, with the stats
     transaction written but not committed, between the two commits, ...) and at random
@@ -116,6 +117,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_path):
     fleet.add_router("good")
     fleet.join("good", "02:00:00:00:03:01")
@@ -131,20 +133,9 @@ def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_p
     document["routers"]["closed"] = {"ap_stats": f"http://127.0.0.1:{_closed_port()}/x"}
     config = tmp_path / "routers.json"
     config.write_text(json.dumps(document))
-    rss_file = tmp_path / "maxrss"
-    wrapper = (
-        "import atexit, resource, sys\n"
-        f"atexit.register(lambda: open({str(rss_file)!r}, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-        "from collector.cli import main\n"
-        f"sys.argv = ['netstat-collect', 'run-once', '--config', {str(config)!r}, "
-        f"'--data-dir', {str(data_dir)!r}]\n"
-        "main()\n"
-    )
     try:
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", wrapper], cwd=REPO, env=cli_env(fleet.now),
-                              capture_output=True, text=True, timeout=60)
+        proc, maxrss_mb = run_once_measured(config, data_dir, cli_env(fleet.now), timeout=60)
         elapsed = time.monotonic() - started
     finally:
         hole.close()
@@ -170,7 +161,6 @@ def test_hostile_routers_fail_alone_within_their_deadline(fleet, data_dir, tmp_p
     # Bounded by one deadline (2 s, plus grace and start-up), not by the sum of the faults
     # (the hanging router alone would take 20 s).
     assert elapsed < 15, elapsed
-    maxrss_mb = int(rss_file.read_text()) / 1024
     assert maxrss_mb < 120, f"peak memory {maxrss_mb:.0f} MB with a gzip bomb and a huge body"
     assert set(stored_usage(data_dir)) >= {"02:00:00:00:03:01", "main_wan"}
     print(f"\nhostile routers: {len(expected) + 1} faults, run took {elapsed:.1f}s, "
@@ -194,6 +184,7 @@ def test_missing_database_beside_an_existing_one_is_refused(fleet, data_dir, tmp
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mounts a tmpfs / switches user")
 
 
+@pytest.mark.slow
 @needs_root
 def test_data_directory_not_writable(fleet):
     # Outside pytest's private (0700) temporary tree, so that `nobody` can read the config.
@@ -217,6 +208,7 @@ def test_data_directory_not_writable(fleet):
 
 
 @needs_root
+@pytest.mark.slow
 def test_disk_full_fails_cleanly_and_the_next_run_counts_everything(fleet, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()

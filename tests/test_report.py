@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import LAPTOP, NONAME, TABLET, UNKNOWN, ZOE, run_cli
+from support import LAPTOP, NONAME, TABLET, UNKNOWN, ZOE, run_cli
 
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 

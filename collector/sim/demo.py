@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collector import reads
-from collector.accounting import WAN
 from collector.config import load_config
 from collector.report import render_usage
 from collector.run import run_once
-from collector.simulate import build_fleet
+from collector.schema import WAN
+from collector.sim.routers import build_fleet
 
 INTERVAL = 1800  # seconds between collection rounds, as in deploy/crontab
 

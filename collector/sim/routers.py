@@ -19,12 +19,58 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from collector.config import SCRIPT_NAMES
+from collector.endpoints import SCRIPT_NAMES
 
 LOOPBACK = "127.0.0.1"
 PATHS = SCRIPT_NAMES
-FAULTS = ("ok", "down", "http500", "slow", "huge", "garbage", "hang", "no-uptime", "no-connected",
-          "empty", "dribble", "dribble-headers", "gzip-bomb", "redirect-loop", "http429", "binary")
+
+
+def _first_line_with_nul(body: bytes) -> bytes:
+    """One station's line carries a NUL byte: that line is rejected, the rest read."""
+    return body[:5] + b"\x00" + body[5:] if body else body
+
+
+def _without_first_line(body: bytes) -> bytes:
+    """The first station is missing, as when one radio's dump failed or raced a wifi reload."""
+    return body.partition(b"\n")[2]
+
+
+# Faults that answer 200 with a body made from the true one: name -> how the body is changed.
+BODY_FAULTS = {
+    "binary": lambda body: b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64,
+    "garbage": lambda body: b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n",
+    "nul-line": _first_line_with_nul,
+    "cr-only": lambda body: body.replace(b"\n", b"\r"),
+    "bom": lambda body: b"\xef\xbb\xbf" + body,
+    "drop-first": _without_first_line,
+    # Just under the 4 MiB cap, two million one-character lines: every one rejected.
+    "junk-lines": lambda body: b"x\n" * (2 * 1024 * 1024 - 1),
+}
+# Faults that answer in their own way: name -> the simulated router's method that answers.
+ANSWER_FAULTS = {
+    "down": "_drop",  # the connection closes without an answer
+    "hang": "_hang",  # nothing at all for slow_seconds
+    "slow": "_slow",  # headers at once, the body after slow_seconds
+    "http500": "_http500",
+    "http429": "_http429",
+    "redirect-loop": "_redirect_loop",
+    "redirect-away": "_redirect_away",  # to SimRouter.location, another host or port
+    "redirect-here": "_redirect_here",  # to the same URL with a query, then the answer
+    "reason-escapes": "_reason_escapes",  # a 503 whose reason phrase is terminal escapes
+    "dribble": "_dribble_body",  # the body a byte at a time
+    "dribble-headers": "_dribble_headers",  # the headers a byte at a time
+    "gzip-bomb": "_send_gzip_bomb",
+    "huge": "_send_huge",  # no Content-Length, about 200 MB
+}
+# Faults in what the router renders: the answer is otherwise normal.
+RENDER_FAULTS = ("ok", "empty", "no-uptime", "no-connected")
+FAULTS = (*RENDER_FAULTS, *ANSWER_FAULTS, *BODY_FAULTS)
+# The reason phrase of the "reason-escapes" fault: 60 KB of terminal escapes (a window title,
+# a hyperlink, clear screen, a C1 CSI, U+202E's UTF-8 bytes, DEL), as a hostile router may send.
+HOSTILE_REASON = ((
+    "\x1b]0;pwned\x07\x1b]8;;http://127.0.0.1/x\x1b\\click\x1b]8;;\x1b\\\x1b[2J\x1b[H\x9b31m"
+    + "\u202e".encode().decode("latin-1") + "\x7f "
+) * 2000)[:60_000]
 
 
 @dataclass
@@ -51,6 +97,7 @@ class SimRouter:
     faults: dict[str, str] = field(default_factory=dict)  # endpoint -> fault mode
     delay: float = 0.0  # seconds added to every answer (latency)
     slow_seconds: float = 30.0  # how long the "slow" fault stalls
+    location: str = ""  # where the "redirect-away" fault sends the collector
 
 
 class Fleet:
@@ -147,6 +194,8 @@ class Fleet:
     def set_fault(self, router: str, mode: str, endpoints=tuple(PATHS)) -> None:
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULTS)}")
+        if mode == "gzip-bomb":
+            _gzip_bomb()  # made now, not while a collector with a deadline is waiting for it
         with self.lock:
             for endpoint in endpoints:
                 self.routers[router].faults[endpoint] = mode
@@ -297,59 +346,78 @@ def _handler_for(fleet: Fleet):
             fault = router.faults.get(endpoint, "ok")
             if router.delay:
                 time.sleep(router.delay)
-            if fault == "down":
-                self.close_connection = True
-                self.connection.close()
-                return
-            if fault == "hang":
-                time.sleep(router.slow_seconds)
-                self.close_connection = True
-                return
-            if fault == "http500":
-                self._send(500, b"internal error\n")
-                return
-            if fault == "http429":
-                self._send(429, b"slow down\n")
-                return
-            if fault == "redirect-loop":
-                self.send_response(302)
-                self.send_header("Location", self.path)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if fault in ("dribble", "dribble-headers"):
-                self._dribble(router, headers_too=fault == "dribble-headers")
-                return
-            if fault == "gzip-bomb":
-                self._send_gzip_bomb()
+            answer = ANSWER_FAULTS.get(fault)
+            if answer is not None:
+                getattr(self, answer)(router)
                 return
             body = b"" if fault == "empty" else fleet.render(router, endpoint).encode()
-            if fault == "binary":
-                body = b"\x00\x01\x02 NUL and binary\n\xc3\x28 invalid utf-8\n" + body + b"\x00" * 64
-            if fault == "garbage":
-                body = b"garbage line\n\xff\xfe bad bytes\nzz:zz:zz:zz:zz:zz 1 2\n" + body + b"1 2\n"
-            if fault == "huge":
-                self._send_huge()
-                return
-            if fault == "slow":
-                # Headers at once, the body after a long stall. Connection: close, so the
-                # collector does not reuse this stalled connection for another router
-                # that shares our port.
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body) + 1))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
+            self._send(200, BODY_FAULTS[fault](body) if fault in BODY_FAULTS else body)
+
+        # --- faults that answer in their own way: ANSWER_FAULTS maps each name to one of these ---
+
+        def _drop(self, router: SimRouter) -> None:
+            self.close_connection = True
+            self.connection.close()
+
+        def _hang(self, router: SimRouter) -> None:
+            time.sleep(router.slow_seconds)
+            self.close_connection = True
+
+        def _http500(self, router: SimRouter) -> None:
+            self._send(500, b"internal error\n")
+
+        def _http429(self, router: SimRouter) -> None:
+            self._send(429, b"slow down\n")
+
+        def _redirect_loop(self, router: SimRouter) -> None:
+            self._redirect(self.path)
+
+        def _redirect_away(self, router: SimRouter) -> None:
+            self._redirect(router.location)
+
+        def _redirect_here(self, router: SimRouter) -> None:
+            if "?" in self.path:  # arrived: the real answer
+                self._send(200, fleet.render(router, self._endpoint()).encode())
+            else:
+                self._redirect(f"http://{self.headers['Host']}{self.path}?moved")  # absolute
+
+        def _reason_escapes(self, router: SimRouter) -> None:
+            self.send_response(503, HOSTILE_REASON)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _dribble_body(self, router: SimRouter) -> None:
+            self._dribble(router, headers_too=False)
+
+        def _dribble_headers(self, router: SimRouter) -> None:
+            self._dribble(router, headers_too=True)
+
+        def _slow(self, router: SimRouter) -> None:
+            # Headers at once, the body after a long stall. Connection: close, so the
+            # collector does not reuse this stalled connection for another router
+            # that shares our port.
+            body = fleet.render(router, self._endpoint()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body) + 1))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
                 self.wfile.write(b"\n")  # a blank first line now (parsers skip it), the rest later
                 time.sleep(router.slow_seconds)
-            else:
-                self._send(200, body)
-                return
-            try:
                 self.wfile.write(body)
             except OSError:
                 pass
+
+        def _endpoint(self) -> str:
+            return by_path[self.path.split("?")[0]][1]
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
@@ -384,7 +452,7 @@ def _handler_for(fleet: Fleet):
             self.end_headers()
             self.close_connection = True
 
-        def _send_gzip_bomb(self) -> None:
+        def _send_gzip_bomb(self, router: SimRouter) -> None:
             # 256 MiB of zeros in about 256 KiB of gzip: the collector must stop
             # inflating at its cap instead of inflating it all into memory.
             self._start_unsized(Content_Encoding="gzip")
@@ -393,7 +461,7 @@ def _handler_for(fleet: Fleet):
             except OSError:
                 pass
 
-        def _send_huge(self) -> None:
+        def _send_huge(self, router: SimRouter) -> None:
             # No Content-Length: the collector must stop reading at its cap by itself.
             self._start_unsized()
             line = b"aa:bb:cc:dd:ee:ff 1 2 3\n" * 4096
