@@ -7,7 +7,8 @@
 # `netstat-api` (the API), the setgid data directory /var/www/netstat-data, the log
 # directory /var/log/netstat-collect, a virtual environment /opt/netstat-collect/venv
 # with this checkout installed in it, /etc/netstat-collect/routers.json from the example
-# (only if there is none), the cron file, the API's systemd unit and the nginx site.
+# (only if there is none), the cron file, the API's systemd unit and the nginx site, which
+# takes the place of Debian's default site as nginx's default server (--uninstall puts it back).
 # The old Go daemon's unit (router-stats.service), when present, is stopped and disabled;
 # its data directory stays as it is, and the first run upgrades its files in place.
 # Run it again (after a git pull, say): it changes only what differs, and says so.
@@ -92,6 +93,8 @@ UNIT_FILE=$R/etc/systemd/system/$API_UNIT
 SITE=$R/etc/nginx/sites-available/netstat-api
 SITE_LINK=$R/etc/nginx/sites-enabled/netstat-api
 SITE_TARGET=../sites-available/netstat-api
+DEFAULT_LINK=$R/etc/nginx/sites-enabled/default
+DEFAULT_SAVED=$APP_DIR/nginx-default-site  # where DEFAULT_LINK pointed before the install
 
 # Services are only started, stopped and reloaded through a running systemd on the real root.
 if [ -z "$R" ] && [ -d /run/systemd/system ]; then SYSTEMD=yes; else SYSTEMD=no; fi
@@ -302,6 +305,31 @@ install_api_unit() {
     fi
 }
 
+# Our site is nginx's default server (it closes the connection for any name but ours); a
+# second default server, such as Debian's welcome page, makes nginx refuse the configuration.
+# The link is taken away and remembered, so --uninstall can put it back.
+DEFAULT_REMOVED=no
+disable_default_site() {
+    [ -L "$DEFAULT_LINK" ] || [ -e "$DEFAULT_LINK" ] || return 0
+    target=$(readlink "$DEFAULT_LINK" || true)
+    case $target in
+        "") file=$DEFAULT_LINK ;;
+        /*) file=$R$target ;;
+        *) file=$(dirname "$DEFAULT_LINK")/$target ;;
+    esac
+    if ! grep -qs 'default_server' "$file"; then
+        same kept "$DEFAULT_LINK (not a default server)"
+    elif [ -z "$target" ]; then
+        note "$DEFAULT_LINK is a file and a second default server: move it away or drop its" \
+            "default_server, then run this again"
+    else
+        printf '%s\n' "$target" >"$DEFAULT_SAVED"
+        rm -f "$DEFAULT_LINK"
+        DEFAULT_REMOVED=yes
+        did disabled "$DEFAULT_LINK (a second default server, Debian's welcome page?; --uninstall puts it back)"
+    fi
+}
+
 install_nginx_site() {
     install_file "$SOURCE/deploy/nginx.conf" "$SITE" "nginx in front of the API"
     site_changed=$FILE_CHANGED
@@ -313,22 +341,20 @@ install_nginx_site() {
         site_changed=yes
         did enabled "$SITE_LINK -> $SITE_TARGET"
     fi
+    disable_default_site
+    [ "$DEFAULT_REMOVED" = no ] || site_changed=yes
     if [ -n "$R" ]; then
         note "installed under --root: not checked with nginx -t, nginx not reloaded"
         return 0
     fi
     if ! checked=$(nginx -t 2>&1); then
         rm -f "$SITE_LINK"
+        if [ "$DEFAULT_REMOVED" = yes ]; then ln -s "$(cat "$DEFAULT_SAVED")" "$DEFAULT_LINK"; fi
         printf '%s\n' "$checked" >&2
-        die "nginx -t fails with the site enabled (above): disabled it again ($SITE_LINK)"
+        die "nginx -t fails with the site enabled (above): disabled it again, nginx not reloaded"
     fi
     same checked "nginx -t: the configuration is valid"
-    case $checked in
-        *"conflicting server name"*)
-            note "another enabled site also answers on port 80 and wins (Debian's default?):" \
-                "remove it (rm /etc/nginx/sites-enabled/default) or merge docs/api.md's step 5" \
-                "into it, then nginx -t and reload nginx" ;;
-    esac
+    printf '%s\n' "$checked" | grep '\[warn\]' | while IFS= read -r warning; do note "$warning"; done
     [ "$site_changed" = yes ] || return 0
     if [ "$SYSTEMD" = yes ]; then
         systemctl try-reload-or-restart nginx.service
@@ -422,6 +448,10 @@ do_uninstall() {
             remove_file "$SITE_LINK" "the enabled nginx site"
         fi
         remove_file "$SITE" "the nginx site"
+        if [ -f "$DEFAULT_SAVED" ] && [ ! -L "$DEFAULT_LINK" ] && [ ! -e "$DEFAULT_LINK" ]; then
+            ln -s "$(cat "$DEFAULT_SAVED")" "$DEFAULT_LINK"
+            did restored "$DEFAULT_LINK -> $(cat "$DEFAULT_SAVED") (as before the install)"
+        fi
         if [ "$CHANGES" -ne "$site_removed" ] && [ -z "$R" ] && [ "$SYSTEMD" = yes ]; then
             nginx -t >/dev/null 2>&1 && systemctl try-reload-or-restart nginx.service && did reloaded nginx
         fi

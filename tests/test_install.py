@@ -63,6 +63,19 @@ SITE = "/etc/nginx/sites-available/netstat-api"
 SITE_LINK = "/etc/nginx/sites-enabled/netstat-api"
 FOOTPRINT = (APP_DIR, "/etc/netstat-collect", DATA_DIR, LOG_DIR, CRON_FILE, UNIT_FILE, SITE, SITE_LINK,
              "/etc/systemd/system/multi-user.target.wants/netstat-api.service")
+# Debian's welcome page: a second default server, which the script disables and --uninstall restores.
+DEFAULT_SITE_LINK = "/etc/nginx/sites-enabled/default"
+DEBIAN_DEFAULT_SITE = """server {
+	listen 80 default_server;
+	listen [::]:80 default_server;
+	root /var/www/html;
+	index index.html index.htm index.nginx-debian.html;
+	server_name _;
+	location / {
+		try_files $uri $uri/ =404;
+	}
+}
+"""
 OLD_UNIT = "router-stats.service"
 LAPTOP = "aa:00:00:00:00:01"
 PHONE = "aa:00:00:00:00:02"
@@ -222,7 +235,9 @@ class Site:
 
     def footprint(self) -> dict[str, tuple]:
         """Everything under the scratch root; on the real root, every path the script writes."""
-        return snapshot(self.root) if self.prefix else snapshot(*(Path(p) for p in FOOTPRINT))
+        if self.prefix:
+            return snapshot(self.root)
+        return snapshot(*(Path(p) for p in (*FOOTPRINT, DEFAULT_SITE_LINK)))
 
 
 @pytest.fixture(scope="module")
@@ -234,12 +249,15 @@ def install_lock():
 
 
 def _lay_out_a_debian_root(root: Path) -> None:
-    """The directories a Debian board with cron, systemd and nginx has, all 0755 root."""
+    """The directories a Debian board with cron, systemd and nginx has, all 0755 root, and
+    nginx's default site enabled as Debian's package leaves it (an absolute link)."""
     for directory in ("etc/cron.d", "etc/systemd/system", "etc/nginx/sites-available",
-                      "etc/nginx/sites-enabled", "opt", "var/log", "var/www"):
+                      "etc/nginx/sites-enabled", "opt", "var/log", "var/www/html"):
         (root / directory).mkdir(parents=True)
     for dirpath, _, _ in os.walk(root):
         Path(dirpath).chmod(0o755)
+    (root / "etc/nginx/sites-available/default").write_text(DEBIAN_DEFAULT_SITE)
+    (root / DEFAULT_SITE_LINK.lstrip("/")).symlink_to("/etc/nginx/sites-available/default")
 
 
 @pytest.fixture(scope="module", params=["scratch root", "real paths"])
@@ -268,7 +286,7 @@ def site(request, install_lock):
             else:
                 _lay_out_a_debian_root(root)
                 _seed_go_daemon(root)
-            before = snapshot(*(Path(p) for p in FOOTPRINT)) if real else snapshot(root)
+            before = snapshot(*(Path(p) for p in (*FOOTPRINT, DEFAULT_SITE_LINK))) if real else snapshot(root)
             accounts_before = accounts()
             installed = run_script(root)
             example = None
@@ -461,6 +479,17 @@ def test_the_old_go_daemon_is_disabled_and_its_files_join_the_data_group(site):
         assert mode_owner(site.path(f"{DATA_DIR}/{name}")) == ("0o664", "netstat", "netstat"), name
 
 
+def test_a_second_default_server_gives_way_to_the_api_site(site):
+    """Debian's welcome page is a default server too: nginx would refuse both."""
+    link = site.path(DEFAULT_SITE_LINK)
+    if str(link) not in site.before:
+        assert "sites-enabled/default" not in site.installed.stdout  # none here
+        return
+    assert not os.path.lexists(link)
+    assert f"disabled   {link} (a second default server" in site.installed.stdout
+    assert site.path("/etc/nginx/sites-available/default").is_file()  # disabled, not removed
+
+
 def test_systemd_analyze_verifies_the_installed_unit(site, tmp_path):
     """The real root's unit as it lies; a scratch root's beside systemd's own units."""
     if not site.prefix:
@@ -490,7 +519,7 @@ http {{
     access_log off;
     client_body_temp_path {tmp_path}/body;
     proxy_temp_path {tmp_path}/proxy;
-    include {site.path(SITE_LINK)};
+    include {site.path("/etc/nginx/sites-enabled")}/*;
 }}
 """)
     proc = subprocess.run([_nginx(), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
