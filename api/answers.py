@@ -21,7 +21,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from flask import Response, current_app, request
 from werkzeug.datastructures import ETags
@@ -122,7 +122,7 @@ def respond(
     key = (name, params, files, queries.data_state(conn))
     etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     moments = [t for t in (reads.last_run_at(conn), not_before) if t is not None]
-    modified = datetime.fromtimestamp(int(max(moments)), UTC) if moments else None
+    modified = datetime.fromtimestamp(int(max(moments)), timezone.utc) if moments else None
     headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
     if modified is not None:
         headers["Last-Modified"] = http_date(modified)

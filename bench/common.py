@@ -15,8 +15,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"

@@ -24,7 +24,7 @@ import random
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,6 +34,8 @@ from collector.accounting import Baseline, UptimeMark, Usage
 from collector.parse import Lease
 from collector.periods import local_day, period_containing
 from collector.schema import LEASES_DB, STATS_DB, WAN
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 ZONE = ZoneInfo("UTC")
 YEAR_START = datetime(2025, 3, 1, tzinfo=UTC).timestamp()

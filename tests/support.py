@@ -21,7 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from click.testing import CliRunner
 
 from collector.cli import cli
 from collector.sim.routers import Fleet
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 REPO = Path(__file__).resolve().parent.parent
 # A fixed, ordinary moment in the middle of a billing period (UTC).

@@ -1,6 +1,6 @@
 """The accounting rules, one by one, then as properties over invented histories."""
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +22,8 @@ from collector.accounting import (
 from collector.parse import StationSample, WanSample
 from collector.periods import period_containing, period_for_label
 from collector.schema import WAN
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 T = 1_800_000_000.0
 A = "aa:bb:cc:dd:ee:01"

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from api import queries
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app
 from collector import reads
 from collector.schema import LEASES_DB, STATS_DB
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 INVALID_ACTION = "Invalid action. Valid actions are: clients, wan, leases, combined."
 

@@ -19,7 +19,7 @@ import random
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,8 @@ from collector.sim.routers import Fleet
 
 # A real browser against a real gunicorn: the long tier (README, "Tests").
 pytestmark = pytest.mark.slow
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "dashboard.png"
