@@ -104,10 +104,14 @@ def connect_writer(path: Path) -> sqlite3.Connection:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, _group_writable_mode()))
             os.chmod(path, _group_writable_mode())
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except (sqlite3.Error, OSError) as e:
+        raise StorageError(f"{path}: cannot open database: {e}") from None
+    try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
-    except (sqlite3.Error, OSError) as e:
+    except sqlite3.Error as e:
+        conn.close()  # a full disk or a corrupt file: nothing of this run may hold it open
         raise StorageError(f"{path}: cannot open database: {e}") from None
 
 
@@ -137,6 +141,7 @@ def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
     if not path.exists():
         return None
     wal = path.with_name(path.name + "-wal")
+    conn = None
     try:
         if wal.exists() and wal.stat().st_size > 0:
             copy = scratch / path.name
@@ -148,6 +153,8 @@ def connect_snapshot(path: Path, scratch: Path) -> sqlite3.Connection | None:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except (sqlite3.Error, OSError) as e:
+        if conn is not None:
+            conn.close()
         raise StorageError(f"{path}: cannot read database: {e}") from None
 
 

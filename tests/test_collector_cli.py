@@ -471,11 +471,12 @@ def test_demo_matches_the_simulation(tmp_path):
     assert (tmp_path / "demo" / "network_stats.db").exists()
 
 
+@pytest.mark.slow
 def test_simulate_serves_on_loopback_and_stops_by_itself(tmp_path):
     config = tmp_path / "sim.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "collector", "simulate", "--routers", "2", "--stations", "3",
-         "--port", "0", "--write-config", str(config), "--seconds", "3"],
+         "--port", "0", "--write-config", str(config), "--seconds", "8"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while not config.exists() and time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from support import (
     SCENARIO_IPS,
     SCENARIO_NAMES,
     TABLET,
+    UTC,
     collect,
     gunicorn_server,
     stored_usage,

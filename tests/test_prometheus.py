@@ -22,13 +22,14 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from support import (
     REPO,
     T0,
+    UTC,
     collect,
     gunicorn_server,
     prometheus_server,
