@@ -101,6 +101,13 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
         click.echo(log_safe(router.line(), LINE_LIMIT), err=True)
     for note in result.notes:
         click.echo(log_safe(f"note: {note}", LINE_LIMIT), err=True)
+    # Alerts and deliveries never change the exit code: it is about collecting.
+    for alert in result.alerts:
+        verb = "would raise" if dry_run else "raised"
+        click.echo(log_safe(f"alert {verb}: {alert.title}", LINE_LIMIT), err=True)
+    for sent in result.deliveries:
+        outcome = "sent" if sent.error is None else f"FAILED ({sent.error}); retried next run"
+        click.echo(log_safe(f"notify {sent.label}: {outcome}", LINE_LIMIT), err=True)
     if verbose or dry_run:
         for d in result.deltas:
             line = f"  {d.router} {d.device}: +{d.rx_bytes} rx +{d.tx_bytes} tx ({d.how})"

@@ -13,7 +13,7 @@ import re
 import stat
 import unicodedata
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +21,16 @@ from urllib.parse import urlsplit
 from collector import DEFAULT_CONFIG, DEFAULT_DATA_DIR  # noqa: F401 (re-exported)
 from collector.endpoints import ENDPOINT_NAMES
 from collector.errors import ConfigError
+from collector.parse import normalise_mac
 
-_SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib"}
+_SETTINGS_KEYS = {"month_start_day", "timezone", "timeout_seconds", "max_rate_mbps", "monthly_cap_gib",
+                  "public_url"}
+_TOP_KEYS = {"routers", "settings", "devices", "alerts"}
+_DEVICE_KEYS = {"name", "owner"}
+_ALERT_KEYS = {"notify_file", "thresholds_percent", "forecast", "device_limits_gib", "owner_limits_gib",
+               "new_device", "router_down_minutes", "deadline_seconds"}
+# A display name or owner longer than this is a mistake (a pasted file?), not a name.
+LABEL_MAX_CHARS = 200
 _COMMON_KEYS = {"source", "timeout", "counter_bits", "name"}
 # The keys each source reads besides the common ones; a key of another source is an error.
 SOURCE_KEYS = {
@@ -92,6 +100,7 @@ class Settings:
     timeout_seconds: float = 10.0
     max_rate_mbps: float = 10000.0
     monthly_cap_gib: float | None = None  # the ISP's monthly allowance, drawn by the dashboard
+    public_url: str = ""  # where users open the dashboard: alerts link to it
 
     def zone(self) -> zoneinfo.ZoneInfo:
         return load_zone(self.timezone)
@@ -101,12 +110,37 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class DeviceLabel:
+    """What the user calls a device (`devices` in routers.json): shown instead of its hostname."""
+
+    name: str = ""  # "" means: show the DHCP hostname
+    owner: str = ""  # "" means: no owner (grouped as such, never dropped)
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """The `alerts` section: what to tell whom, and when. Evaluated by collector/alerts.py."""
+
+    notify_file: str = ""  # one Apprise URL per line; "" sends nothing
+    targets: tuple[Secret, ...] = ()  # the file's URLs: they often hold passwords or tokens
+    thresholds_percent: tuple[int, ...] = (80, 100)  # of the cap, and of each limit
+    forecast: bool = True  # tell when the pace says the period ends above the cap
+    device_limits_bytes: tuple[tuple[str, int], ...] = ()  # (mac, bytes) per period
+    owner_limits_bytes: tuple[tuple[str, int], ...] = ()  # (owner, bytes) per period
+    new_device: bool = False  # a MAC never seen before appeared
+    router_down_minutes: float | None = 60.0  # None: never tell about failing routers
+    deadline_seconds: float = 10.0  # per target and run: a slow service never holds a run longer
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     settings: Settings
     routers: tuple[Router, ...]
     # Unknown keys and the like: ignored, but probably typos, so the CLI prints them.
     warnings: tuple[str, ...] = ()
+    devices: dict[str, DeviceLabel] = field(default_factory=dict)  # normalised MAC -> its label
+    alerts: Alerts | None = None  # None: no `alerts` section, nothing is evaluated or sent
 
 
 def url_problem(url: str) -> str | None:
@@ -236,9 +270,14 @@ def parse_config(document: Any, path: str = "<config>") -> Config:
     if not isinstance(document, dict):
         raise _fail(path, "top level", "must be a JSON object")
     found: list[str] = []
-    if "routers" in document or "settings" in document:
-        _warn_unknown(found, path, "top level", document.keys(), {"routers", "settings"})
+    devices: dict[str, DeviceLabel] = {}
+    alerts = None
+    if _TOP_KEYS & document.keys():
+        _warn_unknown(found, path, "top level", document.keys(), _TOP_KEYS)
         settings = _parse_settings(document.get("settings", {}), path, found)
+        devices = _parse_devices(document.get("devices", {}), path)
+        if "alerts" in document:
+            alerts = _parse_alerts(document["alerts"], devices, path, found)
         routers_doc = document.get("routers", {})
         prefix = "routers"
     else:
@@ -253,7 +292,134 @@ def parse_config(document: Any, path: str = "<config>") -> Config:
     )
     if not routers:
         raise _fail(path, prefix or "top level", "no routers configured")
-    return Config(path=path, settings=settings, routers=routers, warnings=tuple(found))
+    return Config(path=path, settings=settings, routers=routers, warnings=tuple(found),
+                  devices=devices, alerts=alerts)
+
+
+def _label(path: str, where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, where, f"must be a string, got {json.dumps(value)}")
+    value = value.strip()
+    if len(value) > LABEL_MAX_CHARS:
+        raise _fail(path, where, f"is {len(value)} characters long; at most {LABEL_MAX_CHARS}")
+    return value
+
+
+def _mac_key(path: str, where: str, key: str, seen: dict[str, str]) -> str:
+    """A MAC used as a key, normalised; an invalid or repeated one is an error naming the key."""
+    mac = normalise_mac(key)
+    if mac is None:
+        raise _fail(path, f"{where}.{json.dumps(key)}", "not a MAC address (write it as aa:bb:cc:dd:ee:ff)")
+    if mac in seen:
+        raise _fail(path, f"{where}.{json.dumps(key)}", f"the same device as {json.dumps(seen[mac])}")
+    seen[mac] = key
+    return mac
+
+
+def _parse_devices(doc: Any, path: str) -> dict[str, DeviceLabel]:
+    """`"devices": {"aa:bb:cc:dd:ee:ff": {"name": "Anna's phone", "owner": "Anna"}}`.
+
+    A plain string is the name alone. Unknown keys are errors here, not warnings: a
+    misspelt "ownr" would silently leave a device out of its owner's total.
+    """
+    if not isinstance(doc, dict):
+        raise _fail(path, "devices", "must be an object mapping MAC addresses to a name and owner")
+    devices: dict[str, DeviceLabel] = {}
+    seen: dict[str, str] = {}
+    for key, value in doc.items():
+        mac = _mac_key(path, "devices", key, seen)
+        where = f"devices.{json.dumps(key)}"
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise _fail(path, where, 'must be {"name": ..., "owner": ...} or a name')
+        for unknown in sorted(set(value) - _DEVICE_KEYS):
+            raise _fail(path, f"{where}.{unknown}", "unknown key: a device has a name and an owner")
+        devices[mac] = DeviceLabel(name=_label(path, f"{where}.name", value.get("name", "")),
+                                   owner=_label(path, f"{where}.owner", value.get("owner", "")))
+    return devices
+
+
+def _limits(path: str, where: str, doc: Any, key_of) -> tuple[tuple[str, int], ...]:
+    if not isinstance(doc, dict):
+        raise _fail(path, where, "must be an object mapping each subject to its limit in GiB")
+    limits = []
+    for key, gib in doc.items():
+        subject = key_of(key)
+        gib = _number(path, f"{where}.{json.dumps(key)}", gib, lo=0.001, hi=10**9)
+        limits.append((subject, int(gib * 1024**3)))
+    return tuple(limits)
+
+
+def _parse_alerts(doc: Any, devices: dict[str, DeviceLabel], path: str, found: list[str]) -> Alerts:
+    if not isinstance(doc, dict):
+        raise _fail(path, "alerts", "must be an object")
+    _warn_unknown(found, path, "alerts", doc.keys(), _ALERT_KEYS)
+    defaults = Alerts()
+    notify_file = doc.get("notify_file", "")
+    if not isinstance(notify_file, str):
+        raise _fail(path, "alerts.notify_file", "must be a file's path")
+    targets = _targets(notify_file, path, found) if notify_file else ()
+    thresholds = doc.get("thresholds_percent", list(defaults.thresholds_percent))
+    if not isinstance(thresholds, list):
+        raise _fail(path, "alerts.thresholds_percent", "must be a list of percentages such as [80, 100]")
+    thresholds = tuple(sorted({_number(path, "alerts.thresholds_percent", t, lo=1, hi=1000, integer=True)
+                               for t in thresholds}))
+    seen: dict[str, str] = {}
+    device_limits = _limits(path, "alerts.device_limits_gib", doc.get("device_limits_gib", {}),
+                            lambda key: _mac_key(path, "alerts.device_limits_gib", key, seen))
+    owners = {d.owner for d in devices.values() if d.owner}
+
+    def owner_of(key: str) -> str:
+        if key not in owners:
+            found.append(f"{path}: alerts.owner_limits_gib.{json.dumps(key)}: no device in \"devices\" "
+                         "has this owner yet")
+        return key
+
+    owner_limits = _limits(path, "alerts.owner_limits_gib", doc.get("owner_limits_gib", {}), owner_of)
+    down = doc.get("router_down_minutes", defaults.router_down_minutes)
+    if down is not None:
+        down = float(_number(path, "alerts.router_down_minutes", down, lo=1, hi=10**6))
+    deadline = float(_number(path, "alerts.deadline_seconds",
+                             doc.get("deadline_seconds", defaults.deadline_seconds), lo=1, hi=300))
+    return Alerts(notify_file=notify_file, targets=targets, thresholds_percent=thresholds,
+                  forecast=_flag(path, "alerts.forecast", doc.get("forecast", defaults.forecast)),
+                  device_limits_bytes=device_limits, owner_limits_bytes=owner_limits,
+                  new_device=_flag(path, "alerts.new_device", doc.get("new_device", defaults.new_device)),
+                  router_down_minutes=down, deadline_seconds=deadline)
+
+
+def _targets(notify_file: str, path: str, found: list[str]) -> tuple[Secret, ...]:
+    """The notification targets: one Apprise URL per line; blank lines and `#` comments skipped.
+
+    Read with the configuration, kept as Secrets, never quoted in a message: they hold
+    SMTP passwords and bot tokens. Whether each URL is one Apprise understands is checked
+    by `check-config` (collector/notify.py), which imports Apprise; loading the
+    configuration does not.
+    """
+    where = "alerts.notify_file"
+    try:
+        with open(notify_file, encoding="utf-8") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            text = f.read(1_000_000)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise _fail(path, where, f"cannot read {notify_file}: {reason}") from None
+    if mode & stat.S_IROTH:
+        found.append(f"{path}: {where}: {notify_file} is readable by every user of this machine: "
+                     f"chmod o-r {notify_file}")
+    targets = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in line) or "://" not in line:
+            raise _fail(path, where, f"{notify_file} line {number}: not an Apprise URL "
+                        "(one per line, such as mailto://user:password@example.com)")
+        targets.append(Secret(line))
+    if not targets:
+        found.append(f"{path}: {where}: {notify_file} holds no URL: no alert will be sent")
+    return tuple(targets)
 
 
 def _parse_settings(doc: Any, path: str, found: list[str]) -> Settings:
@@ -278,8 +444,11 @@ def _parse_settings(doc: Any, path: str, found: list[str]) -> Settings:
     cap = doc.get("monthly_cap_gib")
     if cap is not None:
         cap = float(_number(path, "settings.monthly_cap_gib", cap, lo=0.001, hi=10**9))
+    public_url = doc.get("public_url", "")
+    if public_url:
+        public_url = _url(path, "settings.public_url", public_url)
     return Settings(month_start_day=day, timezone=timezone, timeout_seconds=float(timeout),
-                    max_rate_mbps=float(rate), monthly_cap_gib=cap)
+                    max_rate_mbps=float(rate), monthly_cap_gib=cap, public_url=public_url)
 
 
 def _parse_router(

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector import DEFAULT_LOCK_WAIT_SECONDS, storage
+from collector import DEFAULT_LOCK_WAIT_SECONDS, alerts, storage
 from collector.accounting import (
     Delta,
     RouterPoll,
@@ -94,6 +94,12 @@ class RunResult:
     usage: list[Usage]
     notes: list[str]
     committed: bool = False
+    alerts: list[alerts.Alert] = field(default_factory=list)  # raised (or, dry run, due)
+    deliveries: list = field(default_factory=list)  # notify.Sent, one per target messaged
+
+    @property
+    def deliveries_failed(self) -> int:
+        return sum(1 for d in self.deliveries if d.error is not None)
 
     @property
     def exit_code(self) -> int:
@@ -135,16 +141,54 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         usage = bucket(accounted.deltas, zone, month_start_day)  # 6. bucket
         result = RunResult(started, answers.reports, accounted.deltas, usage,
                            answers.notes + accounted.notes)
-        if dry_run:
-            return result
         update = storage.RunUpdate(  # 7. commit
             started_at=started, finished_at=finished, current_period_at=started, usage=usage,
             baselines=accounted.baselines, uptimes=accounted.uptimes, endpoints=answers.statuses,
             leases=answers.leases, monthly_cap_bytes=config.settings.monthly_cap_bytes(),
+            labels=config.devices, alert_rules=config.alerts, public_url=config.settings.public_url,
         )
-        result.notes += storage.commit_run(stats, leases, update, zone, month_start_day)
+        if dry_run:
+            result.alerts = storage.preview_alerts(stats.conn, update, zone, month_start_day)
+            return result
+        committed = storage.commit_run(stats, leases, update, zone, month_start_day)
+        result.notes += committed.notes
+        result.alerts = committed.raised
         result.committed = True
+        # 8. notify: after the commit, so no service can delay or undo the accounting.
+        result.deliveries = deliver(stats, config, now)
         return result
+
+
+def deliver(stats: storage.Database, config: Config, now: Callable[[], float]) -> list:
+    """Send every alert not yet delivered to each configured target; record each outcome.
+
+    One message per target per run (several alerts are combined), all targets at once,
+    within the alerts' deadline. Apprise is imported only when something is pending.
+    """
+    rules = config.alerts
+    if rules is None or not rules.targets:
+        return []
+    targets = {storage.target_id(t.reveal()): (t, storage.target_label(t.reveal(), i))
+               for i, t in enumerate(rules.targets)}
+    pending = storage.pending_deliveries(stats.conn, list(targets), now())
+    if not pending:
+        return []
+    from collector import notify
+
+    by_target: dict[str, list[storage.PendingDelivery]] = {}
+    for p in pending:
+        by_target.setdefault(p.target, []).append(p)
+    messages = []
+    for target, items in by_target.items():
+        secret, label = targets[target]
+        title, body = alerts.combined([(p.title, p.body) for p in items])
+        messages.append(notify.Message(secret.reveal(), label, title, body))
+    sent = notify.send_all(messages, rules.deadline_seconds)
+    at = now()
+    for (target, items), outcome in zip(by_target.items(), sent, strict=True):
+        storage.record_delivery(stats.conn, stats.path, [p.alert for p in items], target, at,
+                                outcome.error)
+    return sent
 
 
 @contextmanager

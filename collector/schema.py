@@ -21,7 +21,8 @@ LEGACY_ROUTER = "(go-daemon)"
 
 # Both files carry the same version number; each step below brings one file from the
 # version before it. 2: baselines remember whether the router reported connected seconds.
-SCHEMA_VERSION = 2
+# 3: names and owners from the configuration, known devices, failing-since, the alert ledger.
+SCHEMA_VERSION = 3
 # Every stored byte total stays at or below this: the largest integer a JSON reader
 # such as the dashboard's JavaScript holds exactly (8 PiB, over 80 days of a 10 Gbit/s
 # link flat out in one device's row), far enough below SQLite's 64-bit limit that a
@@ -66,6 +67,32 @@ _STATS_V2 = """
 ALTER TABLE baselines ADD COLUMN connected_hint INTEGER NOT NULL DEFAULT 0;
 """
 
+# `devices`: the configuration's names and owners as of the last run (replaced by each run, so
+# every period shows today's names). `known_devices`: every MAC ever seen, for "new device"
+# alerts. `alerts`: each alert raised, once per (kind, period, subject, threshold);
+# `alert_deliveries`: its delivery to each notification target, retried until sent.
+_STATS_V3 = """
+CREATE TABLE devices (
+    mac TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE TABLE known_devices (mac TEXT PRIMARY KEY, first_seen REAL NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO known_devices (mac, first_seen)
+    SELECT device, min(last_seen) FROM usage_period WHERE device != 'main_wan' GROUP BY device;
+INSERT OR IGNORE INTO known_devices (mac, first_seen)
+    SELECT device, min(sampled_at) FROM baselines WHERE device != 'main_wan' GROUP BY device;
+ALTER TABLE router_endpoints ADD COLUMN failing_since REAL;
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, period TEXT NOT NULL, subject TEXT NOT NULL,
+    threshold TEXT NOT NULL, raised_at REAL NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+    UNIQUE (kind, period, subject, threshold));
+CREATE TABLE alert_deliveries (
+    alert INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE, target TEXT NOT NULL,
+    label TEXT NOT NULL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, last_attempt_at REAL,
+    PRIMARY KEY (alert, target)) WITHOUT ROWID;
+CREATE INDEX alert_deliveries_pending ON alert_deliveries (sent_at, alert);
+"""
+
 # The Go daemon's dhcp_leases gains a router column, unless an earlier upgrade added it.
 LEASES_ROUTER_COLUMN = "ALTER TABLE dhcp_leases ADD COLUMN router TEXT;"
 _LEASES_V1 = """
@@ -78,12 +105,12 @@ CREATE TABLE hosts (
     client_id TEXT NOT NULL DEFAULT '', first_seen REAL NOT NULL, last_seen REAL NOT NULL
 ) WITHOUT ROWID;
 """.replace("{router_column}", LEASES_ROUTER_COLUMN)
-# Version 2 changed nothing in dhcp_leases.db: the step only moves its number along.
-_LEASES_V2 = ""
+# Versions 2 and 3 changed nothing in dhcp_leases.db: their steps only move its number along.
+_LEASES_V2 = _LEASES_V3 = ""
 
 # version -> the DDL that brings a file from the version before it to this one.
-STATS_STEPS = {1: _STATS_V1, 2: _STATS_V2}
-LEASES_STEPS = {1: _LEASES_V1, 2: _LEASES_V2}
+STATS_STEPS = {1: _STATS_V1, 2: _STATS_V2, 3: _STATS_V3}
+LEASES_STEPS = {1: _LEASES_V1, 2: _LEASES_V2, 3: _LEASES_V3}
 assert max(STATS_STEPS) == max(LEASES_STEPS) == SCHEMA_VERSION
 
 

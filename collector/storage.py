@@ -28,11 +28,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from collector import alerts
 from collector.accounting import Baseline, RouterState, UptimeMark, Usage
+from collector.config import Alerts, DeviceLabel
 from collector.errors import LockBusy, StorageError
 from collector.parse import Lease
 from collector.periods import local_timestamp, period_containing, period_for_label
 from collector.schema import (
+    WAN,
     LEASES_ROUTER_COLUMN,
     LEASES_STEPS,
     LEGACY_ROUTER,
@@ -77,6 +80,17 @@ class RunUpdate:
     endpoints: list[EndpointStatus]
     leases: Mapping[str, list[Lease]] = field(default_factory=dict)  # router -> its latest leases
     monthly_cap_bytes: int | None = None  # settings.monthly_cap_gib, for readers
+    labels: Mapping[str, DeviceLabel] = field(default_factory=dict)  # the config's names and owners
+    alert_rules: Alerts | None = None  # None: no alerts configured
+    public_url: str = ""  # the dashboard's address, for alert messages
+
+
+@dataclass
+class Committed:
+    """What commit_run reports: totals refused, and the alerts this run raised."""
+
+    notes: list[str]
+    raised: list[alerts.Alert]
 
 
 @dataclass(frozen=True)
@@ -285,10 +299,10 @@ def load_states(conn: sqlite3.Connection | None) -> tuple[dict[str, RouterState]
     router starts at first contact.
     """
     version = None if conn is None else schema_version(conn)
-    if version not in (1, SCHEMA_VERSION):
+    if version is None or not 1 <= version <= SCHEMA_VERSION:
         return {}, None
     # A dry run reads the file as it is: version 1 knew no connected_hint yet.
-    hint_column = "connected_hint" if version == SCHEMA_VERSION else "0"
+    hint_column = "connected_hint" if version >= 2 else "0"
     baselines: dict[str, dict[str, Baseline]] = {}
     for router, device, rx, tx, at, hint in conn.execute(
         f"SELECT router, device, rx_bytes, tx_bytes, sampled_at, {hint_column} FROM baselines"
@@ -390,10 +404,10 @@ def _refused_note(u: Usage) -> str:
 
 def commit_stats(
     conn: sqlite3.Connection, path: Path, update: RunUpdate, zone: ZoneInfo, month_start_day: int
-) -> list[str]:
-    """Write a run's totals, baselines and router health in one transaction.
+) -> Committed:
+    """Write a run's totals, baselines, router health, names and alerts in one transaction.
 
-    Returns notes on totals refused for passing MAX_STORED_BYTES.
+    Returns notes on totals refused for passing MAX_STORED_BYTES, and the alerts raised.
     """
     with atomic(conn, path, "cannot commit this run"):
         for label in sorted({u.period for u in update.usage}):
@@ -413,6 +427,7 @@ def commit_stats(
             "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
             [(r, m.uptime_seconds, m.sampled_at) for r, m in update.uptimes.items()],
         )
+        failing_before = _failing_since(conn, update.endpoints)
         for s in update.endpoints:
             if s.ok:
                 conn.execute(
@@ -420,16 +435,17 @@ def commit_stats(
                     "items, rejected) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
                     "DO UPDATE SET last_ok_at = excluded.last_ok_at, "
                     "last_attempt_at = excluded.last_attempt_at, items = excluded.items, "
-                    "rejected = excluded.rejected",
+                    "rejected = excluded.rejected, failing_since = NULL",
                     (s.router, s.endpoint, s.at, s.at, s.items, s.rejected),
                 )
             else:
                 conn.execute(
                     "INSERT INTO router_endpoints (router, endpoint, last_error, last_error_at, "
-                    "last_attempt_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (router, endpoint) "
-                    "DO UPDATE SET last_error = excluded.last_error, "
-                    "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at",
-                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at),
+                    "last_attempt_at, failing_since) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (router, endpoint) DO UPDATE SET last_error = excluded.last_error, "
+                    "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at, "
+                    "failing_since = coalesce(failing_since, excluded.failing_since)",
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at, s.at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(
@@ -439,6 +455,10 @@ def commit_stats(
         conn.execute(
             "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?", (RUNS_KEPT,)
         )
+        conn.execute("DELETE FROM devices")
+        conn.executemany("INSERT INTO devices (mac, name, owner) VALUES (?, ?, ?)",
+                         ((mac, d.name, d.owner) for mac, d in update.labels.items()))
+        raised = _raise_alerts(conn, update, failing_before, zone, month_start_day)
         _refresh_monthly_stats(conn, update.current_period_at, zone, month_start_day)
         conn.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -449,20 +469,20 @@ def commit_stats(
         )
         crash_point("stats-written")
     crash_point("stats-committed")
-    return notes
+    return Committed(notes, raised)
 
 
 def commit_run(stats: Database, leases: Database, update: RunUpdate, zone: ZoneInfo,
-               month_start_day: int) -> list[str]:
-    """Commit a run: the totals, baselines and health first, then the leases.
+               month_start_day: int) -> Committed:
+    """Commit a run: the totals, baselines, health and alerts first, then the leases.
 
     Two files, two transactions: a crash between them loses only the leases' refresh,
     which the next run redoes; the bytes are in the first. Returns notes on totals
-    refused for passing MAX_STORED_BYTES.
+    refused for passing MAX_STORED_BYTES, and the alerts raised.
     """
-    notes = commit_stats(stats.conn, stats.path, update, zone, month_start_day)
+    committed = commit_stats(stats.conn, stats.path, update, zone, month_start_day)
     commit_leases(leases.conn, leases.path, update.leases, update.started_at, zone)
-    return notes
+    return committed
 
 
 def _refresh_monthly_stats(conn: sqlite3.Connection, at: float, zone: ZoneInfo, month_start_day: int) -> None:
@@ -511,6 +531,205 @@ def commit_leases(
             )
         crash_point("leases-written")
     crash_point("leases-committed")
+
+
+# --- Alerts: raised in the run's transaction, delivered after it --------------------------------
+
+# A delivery that keeps failing is retried by every run for this long after its alert was
+# raised, then given up (and shown as such): a cap alert days late is noise.
+DELIVERY_RETRY_SECONDS = 3 * 86400
+_IN_CHUNK = 500  # host parameters per IN (...) query, well below SQLite's limit
+
+
+def _failing_since(conn: sqlite3.Connection, statuses: list[EndpointStatus]) -> dict:
+    """(router, endpoint) -> since when it has been failing, before this run; None if it was not."""
+    routers = sorted({s.router for s in statuses})
+    found: dict = {}
+    for i in range(0, len(routers), _IN_CHUNK):
+        chunk = routers[i:i + _IN_CHUNK]
+        found.update(((r, e), since) for r, e, since in conn.execute(
+            "SELECT router, endpoint, failing_since FROM router_endpoints "
+            f"WHERE router IN ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def target_id(url: str) -> str:
+    """A notification target's identity in the ledger: a hash of its URL, never the URL."""
+    import hashlib
+
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def target_label(url: str, index: int) -> str:
+    """How messages, logs and the API name a target: its kind and place in notify_file.
+
+    Not its host: for many services (`tgram://TOKEN/chat`) the host is the secret.
+    """
+    scheme = url.split("://", 1)[0]
+    if not scheme.isascii() or not scheme.replace("+", "").isalnum():
+        scheme = "url"
+    return f"{scheme[:16].lower()} #{index + 1}"
+
+
+def _unknown_devices(conn: sqlite3.Connection, update: RunUpdate) -> list[alerts.NewDevice]:
+    """MACs seen this run (stations, leases) that no run has recorded in known_devices."""
+    seen: dict[str, alerts.NewDevice] = {}
+    for router, leases in update.leases.items():
+        for lease in leases:
+            seen.setdefault(lease.mac, alerts.NewDevice(lease.mac, router, lease.hostname, lease.ip))
+    for router, baselines in update.baselines.items():
+        for device in baselines:
+            if device != WAN and device not in seen:
+                seen[device] = alerts.NewDevice(device, router)
+    for u in update.usage:
+        if u.device != WAN and u.device not in seen:
+            seen[u.device] = alerts.NewDevice(u.device, u.router)
+    macs = sorted(seen)
+    known: set[str] = set()
+    for i in range(0, len(macs), _IN_CHUNK):
+        chunk = macs[i:i + _IN_CHUNK]
+        known.update(m for (m,) in conn.execute(
+            f"SELECT mac FROM known_devices WHERE mac IN ({','.join('?' * len(chunk))})", chunk))
+    return [seen[m] for m in macs if m not in known]
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, failing_before: dict,
+                new_devices: list[alerts.NewDevice], zone: ZoneInfo, month_start_day: int,
+                *, pending: list[Usage] = ()) -> alerts.Facts:
+    """What the alerts are judged on after this run: the period's totals in the database plus
+    `pending` (a dry run's usage, not written), this run's endpoint outcomes and new MACs."""
+    period = period_containing(update.current_period_at, zone, month_start_day)
+    totals: dict[str, int] = {}
+    first_run = update.started_at
+    ledger = conn is not None and has_table(conn, "alerts")
+    if conn is not None and has_table(conn, "usage_period"):
+        totals.update(conn.execute(
+            "SELECT device, sum(rx_bytes) + sum(tx_bytes) FROM usage_period WHERE period = ? "
+            "GROUP BY device", (period.label,)))
+        row = conn.execute("SELECT min(started_at) FROM runs WHERE started_at >= ?",
+                           (period.start.timestamp(),)).fetchone()
+        if row[0] is not None:
+            first_run = min(first_run, row[0])
+    for u in pending:
+        if u.period == period.label:
+            totals[u.device] = totals.get(u.device, 0) + u.rx_bytes + u.tx_bytes
+    hostnames = {x.mac: x.hostname for leases in update.leases.values() for x in leases if x.hostname}
+    facts = alerts.Facts(
+        at=update.current_period_at, zone=zone, period=period, wan_bytes=totals.pop(WAN, 0),
+        cap_bytes=update.monthly_cap_bytes, measured_from=first_run, device_bytes=totals,
+        labels=dict(update.labels), hostnames=hostnames, new_devices=new_devices,
+        public_url=update.public_url,
+    )
+    for s in update.endpoints:
+        before = failing_before.get((s.router, s.endpoint))
+        if not s.ok:
+            facts.failing.append(alerts.Failing(s.router, s.endpoint, before or s.at, s.error))
+        elif before is not None:
+            alerted = ledger and conn.execute(
+                "SELECT 1 FROM alerts WHERE kind = 'down' AND period = ? AND subject = ?",
+                (alerts.outage_label(before), f"{s.router}/{s.endpoint}")).fetchone() is not None
+            facts.recovered.append(alerts.Recovered(s.router, s.endpoint, before, alerted))
+    return facts
+
+
+def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: dict, zone: ZoneInfo,
+                  month_start_day: int) -> list[alerts.Alert]:
+    """Record each due alert not raised before, with a delivery for every target: in the run's
+    transaction, so an alert is raised exactly when the bytes that raised it are committed."""
+    rules = update.alert_rules
+    if rules is None:
+        return []
+    new_devices: list[alerts.NewDevice] = []
+    if rules.new_device:
+        new_devices = _unknown_devices(conn, update)
+        conn.executemany("INSERT INTO known_devices (mac, first_seen) VALUES (?, ?)",
+                         ((d.mac, update.started_at) for d in new_devices))
+        if _meta(conn, "new_devices_since") is None:
+            # The first run that looks (a new install, or new_device just switched on) learns
+            # every MAC it sees: otherwise it would announce the whole network as new.
+            new_devices = []
+            conn.execute("INSERT INTO meta (key, value) VALUES ('new_devices_since', ?)",
+                         (repr(update.started_at),))
+    else:
+        # Switched off: when it is switched on again, the devices seen meanwhile are not "new".
+        conn.execute("DELETE FROM meta WHERE key = 'new_devices_since'")
+    facts = alert_facts(conn, update, failing_before, new_devices, zone, month_start_day)
+    targets = [(target_id(t.reveal()), target_label(t.reveal(), i)) for i, t in enumerate(rules.targets)]
+    raised = []
+    for alert in alerts.due(rules, facts):
+        cursor = conn.execute(
+            "INSERT INTO alerts (kind, period, subject, threshold, raised_at, title, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (alert.kind, alert.period, alert.subject, alert.threshold, update.started_at,
+             alert.title, alert.body))
+        if cursor.rowcount != 1:
+            continue
+        raised.append(alert)
+        conn.executemany("INSERT INTO alert_deliveries (alert, target, label) VALUES (?, ?, ?)",
+                         ((cursor.lastrowid, tid, label) for tid, label in targets))
+    return raised
+
+
+def preview_alerts(conn: sqlite3.Connection | None, update: RunUpdate, zone: ZoneInfo,
+                   month_start_day: int) -> list[alerts.Alert]:
+    """For --dry-run: the alerts this run would raise, read from a snapshot; nothing written.
+
+    New devices are not previewed when the snapshot has no record of known devices yet.
+    """
+    rules = update.alert_rules
+    if rules is None:
+        return []
+    version = 0 if conn is None else schema_version(conn)
+    failing_before: dict = {}
+    new_devices: list[alerts.NewDevice] = []
+    if version >= 3:
+        failing_before = _failing_since(conn, update.endpoints)
+        if rules.new_device and _meta(conn, "new_devices_since") is not None:
+            new_devices = _unknown_devices(conn, update)
+    facts = alert_facts(conn, update, failing_before, new_devices, zone, month_start_day,
+                        pending=update.usage)
+    due = alerts.due(rules, facts)
+    if version < 3:
+        return due
+    return [a for a in due if conn.execute(
+        "SELECT 1 FROM alerts WHERE kind = ? AND period = ? AND subject = ? AND threshold = ?",
+        (a.kind, a.period, a.subject, a.threshold)).fetchone() is None]
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    alert: int
+    target: str  # target_id
+    title: str
+    body: str
+
+
+def pending_deliveries(conn: sqlite3.Connection, target_ids: list[str], now: float) -> list[PendingDelivery]:
+    """Deliveries not yet sent to the targets configured now, oldest alert first."""
+    if not target_ids:
+        return []
+    marks = ",".join("?" * len(target_ids))
+    return [PendingDelivery(*row) for row in conn.execute(
+        "SELECT d.alert, d.target, a.title, a.body FROM alert_deliveries d "
+        "JOIN alerts a ON a.id = d.alert "
+        f"WHERE d.sent_at IS NULL AND d.target IN ({marks}) AND a.raised_at >= ? "
+        "ORDER BY d.alert", (*target_ids, now - DELIVERY_RETRY_SECONDS))]
+
+
+def record_delivery(conn: sqlite3.Connection, path: Path, alert_ids: list[int], target: str, at: float,
+                    error: str | None) -> None:
+    """A delivery attempt's outcome, in its own small transaction right after the attempt."""
+    with atomic(conn, path, "cannot record a notification's delivery"):
+        conn.executemany(
+            "UPDATE alert_deliveries SET attempts = attempts + 1, last_attempt_at = ?, "
+            "sent_at = ?, last_error = ? WHERE alert = ? AND target = ?",
+            ((at, None if error else at, log_safe(error) if error else None, alert, target)
+             for alert in alert_ids))
 
 
 # --- The lock that keeps two runs from overlapping -------------------------------------------

@@ -27,6 +27,8 @@ from support import (
     write_config,
 )
 
+from collector.schema import SCHEMA_VERSION
+
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 A = "02:00:00:00:00:0a"
@@ -361,7 +363,7 @@ def test_upgrades_a_go_daemon_data_directory_in_place(fleet, data_dir, tmp_path)
     assert collect(fleet, config, data_dir).code == 0
     assert {k: v[:2] for k, v in monthly_stats(data_dir).items()}[A] == (300001, 4000002)
     conn = sqlite3.connect(data_dir / "dhcp_leases.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert dict(conn.execute("SELECT mac, hostname FROM hosts"))["02:00:00:00:00:0d"] == "old-tv"
     assert conn.execute("SELECT count(*) FROM dhcp_leases WHERE router IS NULL").fetchone()[0] == 0
     conn.close()

@@ -166,7 +166,7 @@ def test_a_total_that_would_leave_the_exact_range_is_refused_not_turned_into_a_f
     def commit(*usage: Usage) -> list[str]:
         update = storage.RunUpdate(started_at=1.8e9, finished_at=1.8e9, current_period_at=1.8e9,
                                      usage=list(usage), baselines={}, uptimes={}, endpoints=[])
-        return storage.commit_stats(conn, path, update, zone, 1)
+        return storage.commit_stats(conn, path, update, zone, 1).notes
 
     other = Usage("2026-11", "2026-11-15", "r1", "02:00:00:00:0c:02", 5, 5, 1.8e9)
     assert commit(_usage(2**53 - 10), other) == []

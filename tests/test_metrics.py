@@ -31,7 +31,7 @@ from support import (
 )
 
 from api.app import SECURITY_HEADERS, create_app
-from collector.schema import LEASES_DB, STATS_DB
+from collector.schema import LEASES_DB, SCHEMA_VERSION, STATS_DB
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -256,9 +256,9 @@ def test_without_databases_it_is_a_503_with_netstat_up_0(tmp_path):
 
 @pytest.mark.parametrize("damage, reason", [
     ("go-daemon", "schema version 0, tables missing: periods, runs, router_endpoints, "
-                  "router_uptime, meta; this reader needs version 2"),
-    ("stats-v1", "schema version 1, tables missing: none; this reader needs version 2"),
-    ("leases-v0", "schema version 0; this reader needs version 2"),
+                  "router_uptime, meta; this reader needs version " + str(SCHEMA_VERSION)),
+    ("stats-v1", "schema version 1, tables missing: none; this reader needs version " + str(SCHEMA_VERSION)),
+    ("leases-v0", "schema version 0; this reader needs version " + str(SCHEMA_VERSION)),
 ])
 def test_unmigrated_databases_are_a_503_with_netstat_up_0(api_scenario, tmp_path, damage, reason):
     data_dir = copy_databases(api_scenario.data_dir, tmp_path / "data")

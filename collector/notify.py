@@ -1,0 +1,132 @@
+"""Sending messages through Apprise: the only module that imports it, and only when called.
+
+Apprise (and markdown, yaml, oauthlib beneath it) costs more to import than a whole run
+with nothing to send, so the import happens inside `send` and `validate`: a run with no
+alert due never loads it (bench/RESULTS.md, section 11).
+
+Every send runs in a daemon thread and is waited for `deadline` seconds at most: a
+notification service that hangs cannot hold the run (and its lock) longer than that.
+What a service answers is hostile like everything from outside: the reason kept is
+redacted, stripped of the target's URL and its parts, escaped and cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from collector.text import log_safe
+
+# A reason longer than this says nothing more.
+REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One attempt to one target: `error` is None when the service took the message."""
+
+    label: str
+    error: str | None
+
+
+def _asset():
+    import apprise
+
+    # In memory: Apprise must not write a cache under the home directory of the user cron
+    # runs as (it may have none, or a read-only one).
+    return apprise.AppriseAsset(storage_mode="memory", app_id="netstat-collect",
+                                app_desc="netstat-collect alerts", app_url="")
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The pieces of a target's URL that could be secrets, longest first: user info,
+    password, host (a token for many services), path segments and query values."""
+    parts = {url}
+    for piece in re.split(r"[:/@?&=#]+", url.split("://", 1)[-1]):
+        if len(piece) >= 4:
+            parts.add(piece)
+    return sorted(parts, key=len, reverse=True)
+
+
+def scrub(reason: str, url: str) -> str:
+    """A reason with the target's URL and every part of it that could be a secret hidden."""
+    for part in _secret_parts(url):
+        reason = reason.replace(part, "***")
+    return log_safe(reason, REASON_CHARS)
+
+
+def _problem(apprise, url: str) -> str | None:
+    """Why Apprise cannot use `url`, or None."""
+    a = apprise.Apprise(asset=_asset())
+    if not a.add(url):
+        scheme = url.split("://", 1)[0]
+        return f"not a URL Apprise understands (scheme {log_safe(scheme, 20)!s}:// with these " \
+               "parts); see https://github.com/caronc/apprise/wiki"
+    return None
+
+
+def validate(urls: list[str]) -> list[str | None]:
+    """For each URL, why Apprise cannot use it, or None; nothing is sent."""
+    import apprise
+
+    with apprise.LogCapture(level=logging.WARNING):  # Apprise logs its own complaints: not ours to print
+        return [_problem(apprise, url) for url in urls]
+
+
+def _send_now(url: str, title: str, body: str, outcome: dict) -> None:
+    try:
+        import apprise
+
+        with apprise.LogCapture(level=logging.WARNING) as logs:
+            problem = _problem(apprise, url)
+            if problem:
+                outcome["error"] = problem
+                return
+            a = apprise.Apprise(asset=_asset())
+            a.add(url)
+            ok = a.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT)
+        if not ok:
+            lines = [line.split(" - ", 2)[-1] for line in logs.getvalue().splitlines() if line.strip()]
+            outcome["error"] = scrub("; ".join(lines[-3:]) or "the service refused the message", url)
+        else:
+            outcome["error"] = None
+    except Exception as e:  # a plugin's bug must not end the run: it is this target's failure
+        outcome["error"] = scrub(f"{type(e).__name__}: {e}", url)
+
+
+@dataclass(frozen=True)
+class Message:
+    url: str
+    label: str
+    title: str
+    body: str
+
+
+def send_all(messages: list[Message], deadline: float) -> list[Sent]:
+    """Send each message to its target, all at once, waiting `deadline` seconds in all."""
+    import apprise  # noqa: F401  (imported once here, not raced by the threads)
+
+    jobs = []
+    for m in messages:
+        outcome: dict = {}
+        worker = threading.Thread(target=_send_now, args=(m.url, m.title, m.body, outcome),
+                                  name=f"notify {m.label}", daemon=True)
+        worker.start()
+        jobs.append((m, worker, outcome))
+    end = time.monotonic() + deadline
+    sent = []
+    for m, worker, outcome in jobs:
+        worker.join(max(0.0, end - time.monotonic()))
+        if worker.is_alive() or "error" not in outcome:
+            # Left running as a daemon thread: it ends with the process. If the service
+            # takes the message after all, the next run sends it again (it cannot know).
+            sent.append(Sent(m.label, f"no answer within {deadline:g}s"))
+        else:
+            sent.append(Sent(m.label, outcome["error"]))
+    # Apprise's log is one for the process: a reason may quote another target's failure.
+    for other in messages:
+        sent = [Sent(s.label, s.error if s.error is None else scrub(s.error, other.url)) for s in sent]
+    return sent
