@@ -121,12 +121,36 @@ def run_once_command(config_path: str, data_dir: str, dry_run: bool, verbose: bo
     sys.exit(result.exit_code)
 
 
-def _print_checks(checks) -> None:
+def _print_checks(checks, targets_bad: int = 0) -> None:
     for result in checks:
         click.echo(result.render())
     bad = sum(1 for c in checks if not c.ok)
     click.echo(f"{len(checks) - bad} endpoint(s) OK, {bad} with problems")
-    sys.exit(EXIT_PARTIAL if bad else 0)
+    sys.exit(EXIT_PARTIAL if bad or targets_bad else 0)
+
+
+def _targets(config) -> list[tuple[str, str]]:
+    """(URL, label) of every notification target in the configuration."""
+    from collector.storage import target_label
+
+    targets = config.alerts.targets if config.alerts else ()
+    return [(t.reveal(), target_label(t.reveal(), i)) for i, t in enumerate(targets)]
+
+
+def _check_targets(config) -> int:
+    """Validate every notification URL with Apprise, sending nothing; how many are unusable."""
+    targets = _targets(config)
+    if not targets:
+        return 0
+    from collector.notify import validate
+
+    problems = validate([url for url, _ in targets])
+    for (_, label), problem in zip(targets, problems, strict=True):
+        click.echo(f"notify {label}: " + ("OK (valid, nothing sent)" if problem is None
+                                          else f"PROBLEM: {problem}"))
+    bad = sum(1 for p in problems if p is not None)
+    click.echo(f"{len(targets) - bad} notification target(s) OK, {bad} with problems")
+    return bad
 
 
 @cli.command("check-router")
@@ -166,7 +190,40 @@ def check_config(config_path: str) -> None:
     from collector.check import check, routers_for_config
 
     config = _load_config(config_path)
-    _print_checks(check(routers_for_config(config)))
+    checks = check(routers_for_config(config))
+    _print_checks(checks, _check_targets(config))
+
+
+@cli.command("notify-test")
+@config_option
+def notify_test(config_path: str) -> None:
+    """Send one test message to every notification target; say which failed and why.
+
+    Writes nothing: the alert ledger is not touched. Exit 0 when every target took the
+    message, 1 when some did not, 2 when there is no target to try.
+    """
+    import socket
+    from datetime import datetime
+
+    from collector.notify import Message, send_all
+
+    config = _load_config(config_path)
+    targets = _targets(config)
+    if not targets:
+        raise ExitError(f"{config.path}: alerts.notify_file: no notification target to test "
+                        "(put one Apprise URL per line in that file)", EXIT_CONFIG)
+    at = datetime.fromtimestamp(_clock()(), config.settings.zone()).strftime("%Y-%m-%d %H:%M %Z")
+    body = (f"A test message from netstat-collect on {socket.gethostname()}, {at}. "
+            "Alerts will reach you here.")
+    if config.settings.public_url:
+        body += f"\nDashboard: {config.settings.public_url}"
+    sent = send_all([Message(url, label, "netstat-collect: test message", body)
+                     for url, label in targets], config.alerts.deadline_seconds)
+    for outcome in sent:
+        click.echo(f"{outcome.label}: " + ("sent" if outcome.error is None else f"FAILED ({outcome.error})"))
+    bad = sum(1 for outcome in sent if outcome.error is not None)
+    click.echo(f"{len(sent) - bad} target(s) took the message, {bad} failed")
+    sys.exit(EXIT_PARTIAL if bad else 0)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 from collector.text import log_safe
@@ -30,6 +31,20 @@ class Sent:
 
     label: str
     error: str | None
+
+
+def _apprise():
+    """The apprise module, imported (with the plugins `urls` need) in the calling thread.
+
+    Its plugins' own deprecation warnings (imghdr, from the PGP support) are not ours to
+    print into a cron log, and the import is done before any sending thread starts: the
+    filter that hides them is process-wide and not thread-safe.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+        import apprise.plugins.email  # noqa: F401  (loads the PGP support and its shim)
+    return apprise
 
 
 def _asset():
@@ -70,8 +85,7 @@ def _problem(apprise, url: str) -> str | None:
 
 def validate(urls: list[str]) -> list[str | None]:
     """For each URL, why Apprise cannot use it, or None; nothing is sent."""
-    import apprise
-
+    apprise = _apprise()
     with apprise.LogCapture(level=logging.WARNING):  # Apprise logs its own complaints: not ours to print
         return [_problem(apprise, url) for url in urls]
 
@@ -107,7 +121,7 @@ class Message:
 
 def send_all(messages: list[Message], deadline: float) -> list[Sent]:
     """Send each message to its target, all at once, waiting `deadline` seconds in all."""
-    import apprise  # noqa: F401  (imported once here, not raced by the threads)
+    _apprise()
 
     jobs = []
     for m in messages:

@@ -35,7 +35,6 @@ from collector.errors import LockBusy, StorageError
 from collector.parse import Lease
 from collector.periods import local_timestamp, period_containing, period_for_label
 from collector.schema import (
-    WAN,
     LEASES_ROUTER_COLUMN,
     LEASES_STEPS,
     LEGACY_ROUTER,
@@ -43,6 +42,7 @@ from collector.schema import (
     MAX_STORED_BYTES,
     SCHEMA_VERSION,
     STATS_STEPS,
+    WAN,
     column_names,
     has_table,
     schema_version,
@@ -445,7 +445,8 @@ def commit_stats(
                     "ON CONFLICT (router, endpoint) DO UPDATE SET last_error = excluded.last_error, "
                     "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at, "
                     "failing_since = coalesce(failing_since, excluded.failing_since)",
-                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at, s.at),
+                    # An outage is dated by the runs that saw it: it began with this run.
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at, update.started_at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(
@@ -628,7 +629,8 @@ def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, failing_befo
     for s in update.endpoints:
         before = failing_before.get((s.router, s.endpoint))
         if not s.ok:
-            facts.failing.append(alerts.Failing(s.router, s.endpoint, before or s.at, s.error))
+            facts.failing.append(alerts.Failing(s.router, s.endpoint, before or update.started_at,
+                                                s.error))
         elif before is not None:
             alerted = ledger and conn.execute(
                 "SELECT 1 FROM alerts WHERE kind = 'down' AND period = ? AND subject = ?",

@@ -1,0 +1,110 @@
+"""Real notification receivers on 127.0.0.1 for the alert tests: an SMTP server (aiosmtpd)
+that Apprise's mailto:// delivers to, and an HTTP server that takes json:// webhooks and
+can be told to refuse (500), hang past the deadline, or be down altogether."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+
+def _free_port() -> int:
+    # aiosmtpd's controller checks that it listens by connecting: it cannot be given port 0.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: list[email.message.EmailMessage] = field(default_factory=list)
+
+    def url(self, to: str = "owner@example.com") -> str:
+        """Apprise's mailto:// to this server: plain SMTP on 127.0.0.1, no login."""
+        return f"mailto://127.0.0.1:{self.port}?from=netstat@example.com&to={to}"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def bodies(self) -> list[str]:
+        return [m.get_content() for m in self.messages]
+
+
+@contextmanager
+def smtp_server():
+    """aiosmtpd on a free loopback port; every message it is given lands in `messages`."""
+    mailbox = Mailbox(_free_port())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+            mailbox.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=mailbox.port)
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Webhook:
+    """A json:// receiver. `mode`: "ok" (200), "refuse" (500), "hang" (holds the connection,
+    then closes it without answering: nothing is ever taken)."""
+
+    port: int
+    mode: str = "ok"
+    posts: list[dict] = field(default_factory=list)  # the JSON of every message taken
+    attempts: int = 0  # every request, taken or not
+    hang_seconds: float = 5.0
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+
+@contextmanager
+def webhook_server():
+    hook = Webhook(0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            hook.attempts += 1
+            if hook.mode == "hang":
+                time.sleep(hook.hang_seconds)
+                self.close_connection = True
+                return
+            if hook.mode == "refuse":
+                self.send_response(500, "Internal Server Error")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            hook.posts.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    hook.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
