@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 # The very expressions the read side parses `?period=`, `?from=` and `?to=` with.
+from collector.alerts import KINDS
 from collector.endpoints import ENDPOINT_NAMES
 from collector.periods import DAY_PATTERN, MONTH_PATTERN
 
@@ -153,6 +154,25 @@ def _schemas() -> dict:
                 "started_at": _TIME, "finished_at": _TIME, "endpoints_ok": _INT,
                 "endpoints_failed": _INT, "last_fetched_at": _NULL_TIME}), "nullable": True},
         }),
+        "Delivery": _object({
+            "target": {"type": "string", "description": "the target's kind and line: `mailto #1`"},
+            "status": {"type": "string", "enum": ["sent", "pending", "given_up"]},
+            "sent_at": _NULL_TIME, "attempts": _INT, "last_error": _nullable("string"),
+            "last_attempt_at": _NULL_TIME,
+        }),
+        "Alert": _object({
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "period": {"type": "string", "description": "the billing period, or an outage's start"},
+            "subject": {"type": "string"}, "threshold": {"type": "string"}, "raised_at": _TIME,
+            "title": {"type": "string"}, "body": {"type": "string"},
+            "deliveries": {"type": "array", "items": _ref("Delivery")},
+        }),
+        "Target": _object({
+            "target": {"type": "string"}, "sent": _INT, "pending": _INT, "given_up": _INT,
+            "last_error": _nullable("string"), "last_attempt_at": _NULL_TIME,
+        }),
+        "Alerts": _object({"alerts": {"type": "array", "items": _ref("Alert")},
+                           "targets": {"type": "array", "items": _ref("Target")}}),
         "Health": _object({
             "status": {"type": "string", "enum": ["ok", "stale", "unavailable"]},
             "reason": _nullable("string"), "last_run_at": _NULL_TIME,
@@ -229,6 +249,14 @@ def document() -> dict:
             "/api/v1/routers": _get(
                 "Per router and endpoint: the last success, the last error and when",
                 _json(_ref("Routers"), "Router health", _CACHE_HEADERS),
+            ),
+            "/api/v1/alerts": _get(
+                "The alerts raised, newest first, and their delivery to each notification target",
+                _json(_ref("Alerts"), "Alerts and deliveries", _CACHE_HEADERS),
+                parameters=[{"name": "limit", "in": "query", "required": False,
+                             "description": "How many alerts, newest first (default 100)",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                errors={"400": _error("Bad limit")},
             ),
             "/api/v1/openapi.json": _get(
                 "This document", _json({"type": "object"}, "OpenAPI 3 document"),

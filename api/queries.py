@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from collector.alerts import DELIVERY_RETRY_SECONDS
 from collector.periods import parse_month, period_for_label
 from collector.reads import ReadSettings, has_leases, hostname_of, iso
 from collector.schema import LEASES_DB, STATS_DB, WAN, has_table, schema_version
@@ -252,6 +253,47 @@ def routers(conn: sqlite3.Connection, settings: ReadSettings) -> list[dict]:
                 "last_error_at": iso(error_at, zone), "items": items, "rejected": rejected,
             })
     return [by_router[k] for k in sorted(by_router)]
+
+
+def alerts(conn: sqlite3.Connection, settings: ReadSettings, now: float, limit: int) -> dict:
+    """The newest alerts raised, each with its delivery to every target, and per target a
+    summary: what an operator checks when an expected message did not come."""
+    if not has_table(conn, "alerts"):
+        return {"alerts": [], "targets": []}
+    zone = settings.zone
+    rows = conn.execute(
+        "SELECT id, kind, period, subject, threshold, raised_at, title, body FROM alerts "
+        "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    by_id: dict[int, dict] = {}
+    found = []
+    for alert_id, kind, period, subject, threshold, raised_at, title, body in rows:
+        item = {"kind": kind, "period": period, "subject": subject, "threshold": threshold,
+                "raised_at": iso(raised_at, zone), "title": title, "body": body, "deliveries": []}
+        by_id[alert_id] = item
+        found.append(item)
+    given_up_before = now - DELIVERY_RETRY_SECONDS
+    targets: dict[str, dict] = {}
+    for alert_id, raised_at, label, sent_at, attempts, error, attempt_at in conn.execute(
+        "SELECT d.alert, a.raised_at, d.label, d.sent_at, d.attempts, d.last_error, d.last_attempt_at "
+        "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert ORDER BY d.alert, d.label"
+    ):
+        status = ("sent" if sent_at is not None else
+                  "given_up" if raised_at < given_up_before else "pending")
+        summary = targets.setdefault(label, {"target": label, "sent": 0, "pending": 0, "given_up": 0,
+                                             "last_error": None, "last_attempt_at": None})
+        summary[status] += 1
+        if attempt_at is not None and (summary["last_attempt_at"] is None
+                                       or attempt_at >= summary["last_attempt_at"]):
+            summary["last_attempt_at"] = attempt_at
+            summary["last_error"] = log_safe(error) if error else None
+        if alert_id in by_id:
+            by_id[alert_id]["deliveries"].append({
+                "target": label, "status": status, "sent_at": iso(sent_at, zone), "attempts": attempts,
+                "last_error": log_safe(error) if error else None,
+                "last_attempt_at": iso(attempt_at, zone)})
+    for summary in targets.values():
+        summary["last_attempt_at"] = iso(summary["last_attempt_at"], zone)
+    return {"alerts": found, "targets": [targets[k] for k in sorted(targets)]}
 
 
 # --- Totals for /metrics ---------------------------------------------------------------------

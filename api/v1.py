@@ -157,6 +157,24 @@ def routers() -> Response:
     return answers.respond("routers", (), compute)
 
 
+DEFAULT_ALERTS = 100
+MAX_ALERTS = 1000
+
+
+@bp.get("/alerts")
+def alert_log() -> Response:
+    """The alerts raised, newest first, and how their delivery to each target went."""
+    text = request.args.get("limit", str(DEFAULT_ALERTS))
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_ALERTS:
+        _bad(f"limit must be a whole number from 1 to {MAX_ALERTS}, got {text!r}")
+    conn = db.connection()
+    settings = reads.read_settings(conn)
+    now = db.now()
+    # The statuses turn from pending to given up with time alone: answers are dated by the hour.
+    return answers.respond("alerts", (int(text), int(now // 3600)),
+                           lambda: queries.alerts(conn, settings, now, int(text)))
+
+
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     response = Response(answers.encode_json(openapi.document()), content_type=answers.JSON)
@@ -207,6 +225,7 @@ def index() -> Response:
         "client_history": "/api/v1/clients/{mac}/history",
         "leases": url_for("v1.leases"),
         "routers": url_for("v1.routers"),
+        "alerts": url_for("v1.alert_log"),
         "health": url_for("root.healthz"),
         "openapi": url_for("v1.openapi_document"),
         "api.php": "/api.php?action={clients|wan|leases|combined}",

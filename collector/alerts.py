@@ -24,6 +24,10 @@ FORECAST_MIN_SECONDS = 3 * 86400
 # How much of a name, owner, hostname or error a message quotes.
 QUOTE_CHARS = 64
 
+# A delivery that keeps failing is retried by every run for this long after its alert was
+# raised, then given up (and shown as such): a cap alert days late is noise.
+DELIVERY_RETRY_SECONDS = 3 * 86400
+
 KINDS = ("cap", "forecast", "device_limit", "owner_limit", "new_device", "down", "recovered")
 
 

@@ -536,9 +536,6 @@ def commit_leases(
 
 # --- Alerts: raised in the run's transaction, delivered after it --------------------------------
 
-# A delivery that keeps failing is retried by every run for this long after its alert was
-# raised, then given up (and shown as such): a cap alert days late is noise.
-DELIVERY_RETRY_SECONDS = 3 * 86400
 _IN_CHUNK = 500  # host parameters per IN (...) query, well below SQLite's limit
 
 
@@ -720,7 +717,7 @@ def pending_deliveries(conn: sqlite3.Connection, target_ids: list[str], now: flo
         "SELECT d.alert, d.target, a.title, a.body FROM alert_deliveries d "
         "JOIN alerts a ON a.id = d.alert "
         f"WHERE d.sent_at IS NULL AND d.target IN ({marks}) AND a.raised_at >= ? "
-        "ORDER BY d.alert", (*target_ids, now - DELIVERY_RETRY_SECONDS))]
+        "ORDER BY d.alert", (*target_ids, now - alerts.DELIVERY_RETRY_SECONDS))]
 
 
 def record_delivery(conn: sqlite3.Connection, path: Path, alert_ids: list[int], target: str, at: float,

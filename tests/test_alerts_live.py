@@ -20,6 +20,8 @@ import pytest
 from receivers import smtp_server, webhook_server
 from support import REPO, collect, invoke, stored_usage, truth_of, write_config
 
+from api.app import create_app
+
 GIB = 1024**3
 A = "02:00:00:00:aa:01"
 B = "02:00:00:00:aa:02"
@@ -135,6 +137,22 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
         deliveries = {row[3]: row[4:] for row in _ledger(data_dir)}
         assert deliveries["json #1"] == (1, 3) and deliveries["mailto #3"] == (1, 1)
         assert deliveries["json #2"][0] == 0 and deliveries["json #2"][1] == 5
+
+    # The API says the same, for whoever wonders why a message did not come.
+    client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
+    answer = client.get("/api/v1/alerts").get_json()
+    assert [(a["kind"], a["threshold"]) for a in answer["alerts"]] == [("cap", "80")]
+    shown = {d["target"]: d for d in answer["alerts"][0]["deliveries"]}
+    assert (shown["json #1"]["status"], shown["json #1"]["attempts"]) == ("sent", 3)
+    assert (shown["json #2"]["status"], shown["json #2"]["attempts"]) == ("pending", 5)
+    assert "Connection error" in shown["json #2"]["last_error"]
+    assert {t["target"]: (t["sent"], t["pending"], t["given_up"]) for t in answer["targets"]} == {
+        "json #1": (1, 0, 0), "json #2": (0, 1, 0), "mailto #3": (1, 0, 0)}
+    later = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now + 4 * 86400}).test_client()
+    deliveries = later.get("/api/v1/alerts").get_json()["alerts"][0]["deliveries"]
+    shown = {d["target"]: d["status"] for d in deliveries}
+    assert shown == {"json #1": "sent", "json #2": "given_up", "mailto #3": "sent"}
+    assert client.get("/api/v1/alerts?limit=0").status_code == 400
 
 
 def test_the_forecast_fires_when_the_pace_says_so_and_not_before_three_days(fleet, tmp_path, data_dir):
