@@ -456,9 +456,7 @@ def commit_stats(
         conn.execute(
             "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?", (RUNS_KEPT,)
         )
-        conn.execute("DELETE FROM devices")
-        conn.executemany("INSERT INTO devices (mac, name, owner) VALUES (?, ?, ?)",
-                         ((mac, d.name, d.owner) for mac, d in update.labels.items()))
+        _store_labels(conn, update.labels)
         raised = _raise_alerts(conn, update, failing_before, zone, month_start_day)
         _refresh_monthly_stats(conn, update.current_period_at, zone, month_start_day)
         conn.executemany(
@@ -471,6 +469,18 @@ def commit_stats(
         crash_point("stats-written")
     crash_point("stats-committed")
     return Committed(notes, raised)
+
+
+def _store_labels(conn: sqlite3.Connection, labels: Mapping[str, DeviceLabel]) -> None:
+    """The configuration's names and owners, replacing the last run's: written only when they
+    changed (reading 10,000 rows costs a tenth of writing them, and most runs change none)."""
+    stored = {mac: DeviceLabel(name, owner)
+              for mac, name, owner in conn.execute("SELECT mac, name, owner FROM devices")}
+    if stored == labels:
+        return
+    conn.execute("DELETE FROM devices")
+    conn.executemany("INSERT INTO devices (mac, name, owner) VALUES (?, ?, ?)",
+                     ((mac, d.name, d.owner) for mac, d in labels.items()))
 
 
 def commit_run(stats: Database, leases: Database, update: RunUpdate, zone: ZoneInfo,
@@ -605,16 +615,20 @@ def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, failing_befo
     totals: dict[str, int] = {}
     first_run = update.started_at
     ledger = conn is not None and has_table(conn, "alerts")
+    rules = update.alert_rules
+    per_device = rules is not None and bool(rules.device_limits_bytes or rules.owner_limits_bytes)
     if conn is not None and has_table(conn, "usage_period"):
+        # Every device's total only when a limit needs it: the WAN's alone is one index range.
+        only_wan = "" if per_device else f"AND device = '{WAN}' "
         totals.update(conn.execute(
-            "SELECT device, sum(rx_bytes) + sum(tx_bytes) FROM usage_period WHERE period = ? "
-            "GROUP BY device", (period.label,)))
+            f"SELECT device, sum(rx_bytes) + sum(tx_bytes) FROM usage_period WHERE period = ? "
+            f"{only_wan}GROUP BY device", (period.label,)))
         row = conn.execute("SELECT min(started_at) FROM runs WHERE started_at >= ?",
                            (period.start.timestamp(),)).fetchone()
         if row[0] is not None:
             first_run = min(first_run, row[0])
     for u in pending:
-        if u.period == period.label:
+        if u.period == period.label and (per_device or u.device == WAN):
             totals[u.device] = totals.get(u.device, 0) + u.rx_bytes + u.tx_bytes
     hostnames = {x.mac: x.hostname for leases in update.leases.values() for x in leases if x.hostname}
     facts = alerts.Facts(

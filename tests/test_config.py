@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.config import load_config, parse_config, strip_comments
 from collector.errors import ConfigError
@@ -43,6 +45,23 @@ def test_shipped_example_config_is_the_seed_format():
 
 def test_comment_markers_inside_strings_are_kept():
     assert strip_comments('{"a": "http://x//y"} // c') == '{"a": "http://x//y"}     '
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet='/"\\ab\n\t'),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(alphabet='/"\\ab'), inner, max_size=3), max_leaves=8),
+       st.lists(st.text(alphabet='/"\\ab {}'), max_size=4))
+def test_comments_anywhere_between_tokens_leave_the_document_and_its_positions(document, comments):
+    """Comments after every line of an indented document: the same document, every line and
+    column of what is not a comment in place."""
+    lines = json.dumps(document, indent=1).split("\n")
+    commented = [line + (f" //{comments[i % len(comments)]}" if comments else "")
+                 for i, line in enumerate(lines)]
+    text = "\n".join(commented)
+    stripped = strip_comments(text)
+    assert json.loads(stripped) == document
+    assert [len(line) for line in stripped.split("\n")] == [len(line) for line in commented]
+    assert [line[:len(original)] for line, original in zip(stripped.split("\n"), lines)] == lines
 
 
 def test_settings_format_and_per_router_options():
