@@ -4,18 +4,24 @@ Apprise (and markdown, yaml, oauthlib beneath it) costs more to import than a wh
 with nothing to send, so the import happens inside `send` and `validate`: a run with no
 alert due never loads it (bench/RESULTS.md, section 11).
 
-Every send runs in a daemon thread and is waited for `deadline` seconds at most: a
-notification service that hangs cannot hold the run (and its lock) longer than that.
+Messages are sent from a child process (`send_all`), waited for `deadline` seconds at most
+and killed then: a notification service that hangs cannot hold the run (and its lock)
+longer than that, nor one that floods its answer take the run's memory.
 What a service answers is hostile like everything from outside: the reason kept is
 redacted, stripped of the target's URL and its parts, escaped and cut.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import re
+import resource
+import subprocess
+import sys
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -119,28 +125,67 @@ class Message:
     body: str
 
 
-def send_all(messages: list[Message], deadline: float) -> list[Sent]:
-    """Send each message to its target, all at once, waiting `deadline` seconds in all."""
-    _apprise()
+# The sending process may use this much address space: Apprise reads a service's whole
+# answer into memory, and a service answering an endless body must not take the board's.
+CHILD_ADDRESS_SPACE_BYTES = 384 * 2**20
 
-    jobs = []
-    for m in messages:
-        outcome: dict = {}
-        worker = threading.Thread(target=_send_now, args=(m.url, m.title, m.body, outcome),
-                                  name=f"notify {m.label}", daemon=True)
-        worker.start()
-        jobs.append((m, worker, outcome))
-    end = time.monotonic() + deadline
-    sent = []
-    for m, worker, outcome in jobs:
-        worker.join(max(0.0, end - time.monotonic()))
-        if worker.is_alive() or "error" not in outcome:
-            # Left running as a daemon thread: it ends with the process. If the service
-            # takes the message after all, the next run sends it again (it cannot know).
-            sent.append(Sent(m.label, f"no answer within {deadline:g}s"))
-        else:
-            sent.append(Sent(m.label, outcome["error"]))
+
+def send_all(messages: list[Message], deadline: float) -> list[Sent]:
+    """Send each message to its target, all at once, from a child process that has
+    `deadline` seconds in all and is killed then.
+
+    A process rather than threads: a service that hangs or floods the answer cannot hold
+    the run past the deadline, nor grow its memory (the child's address space is capped),
+    and nothing is left running when the run ends. The child reports each outcome as it
+    comes, so the ones that finished before the deadline are kept.
+    """
+    payload = json.dumps([dataclasses.asdict(m) for m in messages])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "collector.notify"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, env={**os.environ, "MALLOC_ARENA_MAX": "2"},
+        start_new_session=True)  # a Ctrl-C meant for the run does not leave half a send behind
+    try:
+        out, _ = child.communicate(payload.encode(), timeout=deadline)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, _ = child.communicate()
+    outcomes: dict[str, str | None] = {}
+    for line in out.decode("utf-8", "replace").splitlines()[:len(messages)]:
+        try:
+            item = json.loads(line)
+            label, error = item["label"], item["error"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(label, str) and (error is None or isinstance(error, str)):
+            outcomes[label] = error
+    sent = [Sent(m.label, outcomes[m.label] if m.label in outcomes else f"no answer within {deadline:g}s")
+            for m in messages]
     # Apprise's log is one for the process: a reason may quote another target's failure.
     for other in messages:
         sent = [Sent(s.label, s.error if s.error is None else scrub(s.error, other.url)) for s in sent]
     return sent
+
+
+def _child() -> None:
+    """`python -m collector.notify`: the messages as JSON on stdin, one outcome per line out."""
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE_BYTES, CHILD_ADDRESS_SPACE_BYTES))
+    threading.stack_size(2 * 2**20)  # not 8 MiB of address space per target
+    messages = [Message(**m) for m in json.load(sys.stdin)]
+    _apprise()
+    lock = threading.Lock()
+
+    def one(m: Message) -> None:
+        outcome: dict = {}
+        _send_now(m.url, m.title, m.body, outcome)
+        with lock:
+            print(json.dumps({"label": m.label, "error": outcome.get("error", "no outcome")}), flush=True)
+
+    workers = [threading.Thread(target=one, args=(m,), daemon=True) for m in messages]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+if __name__ == "__main__":
+    _child()

@@ -58,10 +58,15 @@ def smtp_server():
         controller.stop()
 
 
+# A flood stops by itself after this much, whatever the sender does.
+FLOOD_CAP_BYTES = 8 * 2**30
+
+
 @dataclass
 class Webhook:
     """A json:// receiver. `mode`: "ok" (200), "refuse" (500), "hang" (holds the connection,
-    then closes it without answering: nothing is ever taken)."""
+    then closes it without answering: nothing is ever taken), "flood" (a 500 whose body
+    never ends, until the sender goes away or FLOOD_CAP_BYTES have been sent)."""
 
     port: int
     mode: str = "ok"
@@ -86,6 +91,18 @@ def webhook_server():
             hook.attempts += 1
             if hook.mode == "hang":
                 time.sleep(hook.hang_seconds)
+                self.close_connection = True
+                return
+            if hook.mode == "flood":
+                self.send_response(500, "Internal Server Error")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                chunk = b"x" * 2**20
+                try:
+                    for _ in range(FLOOD_CAP_BYTES // len(chunk)):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass  # the sender was killed at its deadline, or gave up
                 self.close_connection = True
                 return
             if hook.mode == "refuse":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from receivers import smtp_server, webhook_server
-from support import REPO, collect, invoke, stored_usage, truth_of, write_config
+from support import REPO, collect, invoke, run_once_measured, stored_usage, truth_of, write_config
 
 from api.app import create_app
 
@@ -98,6 +98,7 @@ def test_three_lines_of_configuration_mail_the_80_percent_alert_once(fleet, tmp_
     assert stored_usage(data_dir) == truth_of(fleet)
 
 
+@pytest.mark.slow
 def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_later_once(
         fleet, tmp_path, data_dir):
     fleet.add_router("main")
@@ -155,6 +156,7 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
     assert client.get("/api/v1/alerts?limit=0").status_code == 400
 
 
+@pytest.mark.slow
 def test_the_forecast_fires_when_the_pace_says_so_and_not_before_three_days(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -182,6 +184,7 @@ def test_the_forecast_fires_when_the_pace_says_so_and_not_before_three_days(flee
         assert len(hook.posts) == 1
 
 
+@pytest.mark.slow
 def test_an_early_burst_gives_no_forecast_until_three_days_are_measured(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -280,6 +283,7 @@ def test_a_router_down_longer_than_the_limit_fires_once_and_recovers_once(fleet,
     assert stored_usage(data_dir)[A] == truth_of(fleet)[A]
 
 
+@pytest.mark.slow
 def test_device_and_owner_limits_count_the_owners_devices_together(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -378,3 +382,30 @@ def test_a_run_killed_while_a_target_hangs_keeps_its_bytes_and_delivers_later_on
         assert [p["title"] for p in hook.posts] == ["netstat-collect: 2 alerts"]
         assert stored_usage(data_dir) == truth_of(fleet)
         assert json.loads(json.dumps(hook.posts))  # plain JSON, as the receiver parsed it
+
+
+@pytest.mark.slow
+def test_a_target_flooding_its_answer_costs_the_run_neither_memory_nor_time(fleet, tmp_path, data_dir):
+    """A 500 whose body never ends: the sending child hits its address-space cap (or the
+    deadline) and the target counts as failed; the run itself stays small and on time."""
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 20})
+        assert collect(fleet, config, data_dir).code == 0
+        hook.mode = "flood"
+        fleet.transfer("main", A, 3, GIB, wan_router="main")
+        fleet.advance(1800)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+        env.update(NETSTAT_NOW=repr(fleet.now), TZ="UTC")
+        started = time.monotonic()
+        process, _ = run_once_measured(config, data_dir, env)
+        took = time.monotonic() - started
+        assert process.returncode == 0
+        assert "notify json #1: FAILED (" in process.stderr
+        assert took < 20 + 10
+        assert stored_usage(data_dir) == truth_of(fleet)
+        assert _ledger(data_dir)[0][4:] == (0, 1)  # not sent, one attempt: retried next run
+        hook.mode = "ok"
+        assert _run(fleet, config, data_dir).code == 0
+        assert len(hook.posts) == 1

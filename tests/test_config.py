@@ -61,7 +61,7 @@ def test_comments_anywhere_between_tokens_leave_the_document_and_its_positions(d
     stripped = strip_comments(text)
     assert json.loads(stripped) == document
     assert [len(line) for line in stripped.split("\n")] == [len(line) for line in commented]
-    assert [line[:len(original)] for line, original in zip(stripped.split("\n"), lines)] == lines
+    assert [line[:len(original)] for line, original in zip(stripped.split("\n"), lines, strict=True)] == lines
 
 
 def test_settings_format_and_per_router_options():
