@@ -231,7 +231,8 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
     fleet.join("main", A, hostname="laptop")
     with smtp_server() as mailbox, webhook_server() as hook:
         config = _setup(fleet, tmp_path, [hook.url(), mailbox.url()], cap_gib=None,
-                        alerts={"new_device": True})
+                        alerts={"new_device": True},
+                        devices={B: {"name": "<script>alert(2)</script>\x07\u2028owner's"}})
         assert collect(fleet, config, data_dir).code == 0
         assert _run(fleet, config, data_dir).code == 0
         assert hook.posts == []  # the devices there when it started looking are not "new"
@@ -241,8 +242,12 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
         message = hook.posts[0]["message"]
         assert "\x1b" not in message and "\u202e" not in message
         assert "\\x1b[31m" in message and "\\u202e" in message and "IP 10.0.0.99" in message
+        assert "<script>alert(2)</script>\\x07\\u2028owner's" in message  # the configured name
+        assert "\x07" not in message and "\u2028" not in message
         mail = mailbox.messages[0]
-        assert mail.get_content_type() == "text/plain" and "\x1b" not in mail.get_content()
+        assert mail.get_content_type() == "text/plain"
+        assert not any(ch in mail.get_content() for ch in "\x1b\x07\u2028\u202e")
+        assert "\n" not in str(mail["Subject"])
         for _ in range(2):
             fleet.transfer("main", B, 10, 10)
             assert _run(fleet, config, data_dir).code == 0
