@@ -3,6 +3,7 @@ bucket, commit. The I/O around the pure parts (parse.py, accounting.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from collector.accounting import (
 )
 from collector.config import Config
 from collector.endpoints import ENDPOINT_NAMES, ENDPOINTS
-from collector.errors import ClockError
+from collector.errors import ClockError, StorageError
 from collector.fetch import Fetched, fetch_all
 from collector.parse import Lease
 from collector.schema import LEASES_DB, STATS_DB
@@ -155,7 +156,13 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         result.alerts = committed.raised
         result.committed = True
         # 8. notify: after the commit, so no service can delay or undo the accounting.
-        result.deliveries = deliver(stats, config, now)
+        try:
+            result.deliveries = deliver(stats, config, now)
+        except (StorageError, sqlite3.Error) as e:
+            # The run is committed: a ledger that cannot be read or written now (a reader
+            # holding a lock too long, a full disk) is a note, never a failed run.
+            result.notes.append(f"alerts not delivered this run: {e}; the next run tries again "
+                                "(a message that went out may then be sent once more)")
         return result
 
 
@@ -163,7 +170,8 @@ def deliver(stats: storage.Database, config: Config, now: Callable[[], float]) -
     """Send every alert not yet delivered to each configured target; record each outcome.
 
     One message per target per run (several alerts are combined), all targets at once,
-    within the alerts' deadline. Apprise is imported only when something is pending.
+    within the alerts' deadline. The notify module (and Apprise, in its child process) is
+    loaded only when something is pending.
     """
     rules = config.alerts
     if rules is None or not rules.targets:

@@ -655,10 +655,13 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: d
     """Record each due alert not raised before, with a delivery for every target: in the run's
     transaction, so an alert is raised exactly when the bytes that raised it are committed."""
     rules = update.alert_rules
-    if rules is None:
-        return []
     new_devices: list[alerts.NewDevice] = []
-    if rules.new_device:
+    if rules is None or not rules.new_device:
+        # Switched off: when it is switched on again, the devices seen meanwhile are not "new".
+        conn.execute("DELETE FROM meta WHERE key = 'new_devices_since'")
+        if rules is None:
+            return []
+    else:
         new_devices = _unknown_devices(conn, update)
         conn.executemany("INSERT INTO known_devices (mac, first_seen) VALUES (?, ?)",
                          ((d.mac, update.started_at) for d in new_devices))
@@ -668,9 +671,6 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: d
             new_devices = []
             conn.execute("INSERT INTO meta (key, value) VALUES ('new_devices_since', ?)",
                          (repr(update.started_at),))
-    else:
-        # Switched off: when it is switched on again, the devices seen meanwhile are not "new".
-        conn.execute("DELETE FROM meta WHERE key = 'new_devices_since'")
     facts = alert_facts(conn, update, failing_before, new_devices, zone, month_start_day)
     targets = [(target_id(t.reveal()), target_label(t.reveal(), i)) for i, t in enumerate(rules.targets)]
     raised = []

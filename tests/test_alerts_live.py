@@ -25,6 +25,8 @@ from api.app import create_app
 GIB = 1024**3
 A = "02:00:00:00:aa:01"
 B = "02:00:00:00:aa:02"
+C = "02:00:00:00:aa:03"
+D = "02:00:00:00:aa:04"
 HOSTILE = "<img src=x onerror=alert(1)>\x1b[31m\u202e" + "x" * 300
 
 
@@ -252,6 +254,16 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
             fleet.transfer("main", B, 10, 10)
             assert _run(fleet, config, data_dir).code == 0
         assert len(hook.posts) == 1 and len(mailbox.messages) == 1
+        # Switched off, a device joins; switched on again, it is learnt, not announced.
+        without = json.loads(config.read_text())
+        del without["alerts"]
+        plain = write_config(tmp_path / "plain.json", without)
+        fleet.join("main", C)
+        assert _run(fleet, plain, data_dir).code == 0
+        assert _run(fleet, config, data_dir).code == 0
+        fleet.join("main", D)
+        assert _run(fleet, config, data_dir).code == 0
+        assert [p["title"] for p in hook.posts][1:] == [f"netstat-collect: new device {D}"]
 
 
 def test_a_router_down_longer_than_the_limit_fires_once_and_recovers_once(fleet, tmp_path, data_dir):
