@@ -426,3 +426,44 @@ def test_a_target_flooding_its_answer_costs_the_run_neither_memory_nor_time(flee
         hook.mode = "ok"
         assert _run(fleet, config, data_dir).code == 0
         assert len(hook.posts) == 1
+
+
+def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet, tmp_path, data_dir):
+    """A data directory from before names and alerts (schema 2): the upgrade adds the tables,
+    the first run with new_device on learns the network, later devices are announced."""
+    fleet.add_router("main")
+    fleet.join("main", A, hostname="laptop")
+    fleet.join("main", B, hostname="printer")
+    plain = write_config(tmp_path / "plain.json", fleet.config({"timezone": "UTC"}))
+    assert collect(fleet, plain, data_dir).code == 0
+    fleet.transfer("main", A, 100, 200, wan_router="main")
+    assert _run(fleet, plain, data_dir).code == 0
+    fleet.set_fault("main", "http500", ["ap_stats"])
+    assert _run(fleet, plain, data_dir).code == 1
+    # Back to schema 2, as the previous release left it.
+    for name, version in (("network_stats.db", 2), ("dhcp_leases.db", 2)):
+        conn = sqlite3.connect(data_dir / name)
+        if name == "network_stats.db":
+            for table in ("devices", "known_devices", "alert_deliveries", "alerts"):
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("ALTER TABLE router_endpoints DROP COLUMN failing_since")
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+        conn.close()
+    fleet.set_fault("main", "ok")
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True},
+                        devices={A: {"name": "Anna's laptop", "owner": "Anna"}})
+        fleet.transfer("main", B, 5, 5, wan_router="main")
+        assert _run(fleet, config, data_dir).code == 0
+        conn = sqlite3.connect(f"file:{data_dir / 'network_stats.db'}?mode=ro", uri=True)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT mac, name, owner FROM devices").fetchall() == [
+            (A, "Anna's laptop", "Anna")]
+        assert {m for (m,) in conn.execute("SELECT mac FROM known_devices")} == {A, B}
+        conn.close()
+        assert hook.posts == []
+        fleet.join("main", C)
+        assert _run(fleet, config, data_dir).code == 0
+        assert [p["title"] for p in hook.posts] == [f"netstat-collect: new device {C}"]
+    assert stored_usage(data_dir) == truth_of(fleet)
