@@ -246,11 +246,25 @@ TABLET = "aa:00:00:00:00:04"     # on ap-2, which serves no DHCP: no lease at al
 ZOE = "aa:00:00:00:00:05"        # non-ASCII hostname with a slash in it
 SCENARIO_IPS = {LAPTOP: "10.0.0.11", NONAME: "10.0.0.12", UNKNOWN: "10.0.0.13", ZOE: "10.0.0.15"}
 SCENARIO_NAMES = {LAPTOP: "laptop", NONAME: "", UNKNOWN: "Unknown", ZOE: "Zoë/tablet"}
+OLD_PHONE = "aa:00:00:00:00:09"  # named in the configuration, never seen
+# The scenario's `devices` section, as a user would write it (a MAC in capitals with dashes,
+# a name alone as a plain string), and what each seen device's name and owner must then be.
+SCENARIO_DEVICES = {
+    LAPTOP: {"name": "Anna's laptop", "owner": "Anna"},
+    TABLET: {"owner": "Anna"},
+    NONAME: {"name": "  Printer ", "owner": "Ben"},
+    ZOE: "Zoë's tablet",
+    OLD_PHONE.upper().replace(":", "-"): {"name": "Old phone", "owner": "Ben"},
+}
+SCENARIO_LABELS = {LAPTOP: ("Anna's laptop", "Anna"), TABLET: (None, "Anna"), NONAME: ("Printer", "Ben"),
+                   ZOE: ("Zoë's tablet", None), UNKNOWN: (None, None)}
 
 
 @dataclass
 class ApiScenario:
     """Databases the real collector wrote from simulated routers, and what they must hold.
+
+    The configuration names and assigns owners to some devices (SCENARIO_DEVICES).
 
     Runs at 2026-11-15 12:00 (first contact), 12:30, 2026-11-16 12:30 and
     2026-12-01 00:30 UTC: November is a past period, December the current one.
@@ -277,7 +291,7 @@ def build_api_scenario(fleet: Fleet, base: Path) -> ApiScenario:
     for mac in (LAPTOP, NONAME, UNKNOWN, ZOE):
         fleet.join("router-1", mac, hostname=SCENARIO_NAMES[mac], ip=SCENARIO_IPS[mac])
     fleet.join("ap-2", TABLET)
-    fleet.write_config(config, settings={"timezone": "UTC"})
+    write_config(config, {**fleet.config(settings={"timezone": "UTC"}), "devices": SCENARIO_DEVICES})
 
     periods: dict[str, dict[str, list[int]]] = {}
     days: dict[str, dict[str, list[int]]] = {}

@@ -16,6 +16,7 @@ from support import (
     LAPTOP,
     NONAME,
     SCENARIO_IPS,
+    SCENARIO_LABELS,
     TABLET,
     UNKNOWN,
     ZOE,
@@ -42,7 +43,8 @@ def totals(rx: int, tx: int, *, wan: bool = False) -> dict:
 def expected_usage(scenario, label: str, start: str, end: str, last_poll: str) -> dict:
     devices = scenario.periods[label]
     clients = [
-        {"mac": mac, "hostname": SHOWN_NAMES[mac], "ip": SCENARIO_IPS.get(mac),
+        {"mac": mac, "name": SCENARIO_LABELS[mac][0], "owner": SCENARIO_LABELS[mac][1],
+         "hostname": SHOWN_NAMES[mac], "ip": SCENARIO_IPS.get(mac),
          **totals(rx, tx), "last_seen": last_poll, "routers": [ROUTER_OF[mac]]}
         for mac, (rx, tx) in devices.items() if mac != "main_wan"
     ]
