@@ -35,7 +35,6 @@ from collector.errors import LockBusy, StorageError
 from collector.parse import Lease
 from collector.periods import local_timestamp, period_containing, period_for_label
 from collector.schema import (
-    WAN,
     LEASES_ROUTER_COLUMN,
     LEASES_STEPS,
     LEGACY_ROUTER,
@@ -43,6 +42,7 @@ from collector.schema import (
     MAX_STORED_BYTES,
     SCHEMA_VERSION,
     STATS_STEPS,
+    WAN,
     column_names,
     has_table,
     schema_version,
