@@ -24,6 +24,8 @@ DEFAULT_MONTHS = 12
 # A bounded answer: a chart never needs more, and a request can't ask for a huge one.
 MAX_DAYS = 366
 MAX_MONTHS = 120
+# `?format=` of the period answers (/usage, /owners), and the CSV's media type.
+FORMATS = ("json", "csv")
 CSV = "text/csv; charset=utf-8"
 
 
@@ -31,15 +33,12 @@ def _bad(message: str):
     abort(400, description=message)
 
 
-FORMATS = ("json", "csv")
-
-
 def _period_answer(kind: str, read: Callable[..., dict], to_csv: Callable[[dict], str]) -> Response:
     """A period's answer (`?period=`, default the current one) as JSON or, with `?format=csv`,
     as a CSV download named after the period."""
     output = request.args.get("format", "json")
     if output not in FORMATS:
-        _bad(f"format must be json or csv, got {output!r}")
+        _bad(f"format must be {' or '.join(FORMATS)}, got {output!r}")
     conn = db.connection()
     settings = reads.read_settings(conn)
     label = request.args.get("period")
