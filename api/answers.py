@@ -109,6 +109,7 @@ def respond(
     encode: Callable[[object], bytes] = encode_json,
     content_type: str = JSON,
     not_before: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """An answer (JSON unless told) to a conditional GET, computed only when no equal answer
     is cached.
@@ -116,6 +117,8 @@ def respond(
     `params` are the resolved parameters (the period a default stands for, say),
     so a default that moves with the clock still names a different answer.
     `not_before` is when such a default last moved: Last-Modified is never older.
+    `headers` go on a 200 besides the caching ones (a download's Content-Disposition).
+    Answers in another format are another `name`: the cache key and the ETag include it.
     """
     conn = db.connection()
     files = queries.file_state(db.data_dir())
@@ -123,14 +126,14 @@ def respond(
     etag = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     moments = [t for t in (reads.last_run_at(conn), not_before) if t is not None]
     modified = datetime.fromtimestamp(int(max(moments)), timezone.utc) if moments else None
-    headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
+    caching = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
     if modified is not None:
-        headers["Last-Modified"] = http_date(modified)
+        caching["Last-Modified"] = http_date(modified)
     if not_modified(etag, modified):
-        return Response(status=304, headers=headers)
+        return Response(status=304, headers=caching)
     cache: AnswerCache = current_app.extensions["netstat_answers"]
     body = cache.get(key)
     if body is None:
         body = encode(compute())
         cache.put(key, body)
-    return Response(body, status=200, headers=headers, content_type=content_type)
+    return Response(body, status=200, headers={**caching, **(headers or {})}, content_type=content_type)

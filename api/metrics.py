@@ -61,6 +61,7 @@ class Snapshot:
     # device -> (rx, tx) over all periods and routers; the access point's rx is the upload.
     devices: list[tuple[str, int, int]]
     names: dict[str, tuple[str, str]]  # mac -> (hostname, ip)
+    labels: dict[str, tuple[str, str]]  # mac -> (name, owner) from the configuration
     wan_by_router: list[tuple[str, int, int]]  # WAN rx is the download
     current: list[tuple[str, int, int]]  # this period, main_wan included
     last_run: dict | None
@@ -91,6 +92,7 @@ def read_snapshot(conn: sqlite3.Connection, period: Period, settings: reads.Read
         cap_bytes=settings.monthly_cap_bytes,
         devices=queries.device_totals(conn, (period.label, previous.label)),
         names=reads.device_names(conn),
+        labels=reads.device_labels(conn),
         wan_by_router=queries.wan_totals(conn),
         current=queries.period_totals(conn, period.label),
         last_run=queries.last_run(conn),
@@ -125,15 +127,19 @@ class SnapshotCollector:
             "Bytes a device moved, all routers summed, since the collector first saw it "
             "(download: sent to it; upload: sent by it)",
             labels=["mac", "direction"])
-        info = InfoMetricFamily(_name("device"), "A device's last known DHCP hostname and IP "
-                                                 "(empty when unknown)",
+        # One info metric per device with every label that describes it: one join brings the
+        # hostname, the configured name and the owner to any series (`sum by (owner)`).
+        info = InfoMetricFamily(_name("device"), "A device's last known DHCP hostname and IP, and its "
+                                                 "name and owner from the configuration (empty when "
+                                                 "unknown or not set)",
                                 labels=["mac"])
         for mac, rx, tx in s.devices:
             # The access point's rx is what the device sent: its upload.
             device.add_metric([mac, "download"], tx)
             device.add_metric([mac, "upload"], rx)
             hostname, ip = s.names.get(mac, ("", ""))
-            info.add_metric([mac], {"hostname": hostname, "ip": ip})
+            name, owner = s.labels.get(mac, ("", ""))
+            info.add_metric([mac], {"hostname": hostname, "ip": ip, "name": name, "owner": owner})
         yield device
         yield info
         wan = CounterMetricFamily(_name("wan_bytes"), "Bytes through the WAN, all routers summed",

@@ -73,6 +73,28 @@ def _get(summary: str, ok: dict, *, parameters: list | None = None, errors: dict
     return {"get": operation}
 
 
+_PERIOD_PARAMETERS = [
+    {"name": "period", "in": "query", "required": False,
+     "description": "YYYY-MM, the month the period starts in; default: the current period",
+     "schema": {"type": "string", "pattern": MONTH_PATTERN}},
+    {"name": "format", "in": "query", "required": False,
+     "description": "json, or csv: a download (`Content-Disposition: attachment`), one row per "
+                    "item with a header row; text cells that a spreadsheet would run as a formula "
+                    "start with `'`",
+     "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"}},
+]
+
+
+def _json_or_csv(schema: dict, description: str) -> dict:
+    response = _json(schema, description, {
+        **_CACHE_HEADERS,
+        "Content-Disposition": {"description": "With format=csv: "
+                                               "`attachment; filename=\"netstat-KIND-YYYY-MM.csv\"`",
+                                "schema": {"type": "string"}}})
+    response["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return response
+
+
 def _history_parameters(path_mac: bool) -> list[dict]:
     params = [
         {"name": "granularity", "in": "query", "required": False,
@@ -105,7 +127,10 @@ def _schemas() -> dict:
         "Period": _object({"label": {"type": "string", "pattern": MONTH_PATTERN},
                            "start": _TIME, "end": _TIME}),
         "Client": _object({
-            "mac": {"type": "string"}, "hostname": _nullable("string"), "ip": _nullable("string"),
+            "mac": {"type": "string"},
+            "name": _nullable("string", description="the name in routers.json's `devices`, or null"),
+            "owner": _nullable("string", description="the owner in routers.json's `devices`, or null"),
+            "hostname": _nullable("string"), "ip": _nullable("string"),
             **totals, "last_seen": _NULL_TIME,
             "routers": {"type": "array", "items": {"type": "string"}},
         }),
@@ -119,6 +144,14 @@ def _schemas() -> dict:
             "period": _ref("Period"), "wan": _ref("WanTotals"),
             "clients": {"type": "array", "items": _ref("Client")},
             "updated_at": _NULL_TIME,
+        }),
+        "Owner": _object({
+            "owner": _nullable("string", description="null: every device without an owner"),
+            "devices": _INT, "macs": {"type": "array", "items": {"type": "string"}}, **totals,
+        }),
+        "Owners": _object({
+            "period": _ref("Period"), "owners": {"type": "array", "items": _ref("Owner")},
+            "total": _ref("Totals"), "updated_at": _NULL_TIME,
         }),
         "Periods": _object({"current": {"type": "string", "pattern": MONTH_PATTERN},
                             "periods": {"type": "array", "items": _ref("Period")}}),
@@ -212,13 +245,19 @@ def document() -> dict:
         "paths": {
             "/api/v1/usage": _get(
                 "A billing period's WAN total and per-device totals, biggest first",
-                _json(_ref("Usage"), "The period's totals (zeros when it has no data)",
-                      _CACHE_HEADERS),
-                parameters=[{"name": "period", "in": "query", "required": False,
-                             "description": "YYYY-MM, the month the period starts in; "
-                                            "default: the current period",
-                             "schema": {"type": "string", "pattern": MONTH_PATTERN}}],
-                errors={"400": _error("Bad period")},
+                _json_or_csv(_ref("Usage"), "The period's totals (zeros when it has no data); "
+                                            "as CSV, one row per device (no WAN)"),
+                parameters=_PERIOD_PARAMETERS,
+                errors={"400": _error("Bad period or format")},
+            ),
+            "/api/v1/owners": _get(
+                "A billing period's device totals per owner (devices without one as owner null), "
+                "biggest first",
+                _json_or_csv(_ref("Owners"), "The period's totals per owner; they add up to every "
+                                             "device's total (the WAN is no one's); as CSV, one "
+                                             "row per owner"),
+                parameters=_PERIOD_PARAMETERS,
+                errors={"400": _error("Bad period or format")},
             ),
             "/api/v1/periods": _get(
                 "The periods that have data, newest first",

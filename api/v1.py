@@ -1,14 +1,16 @@
-"""API v1: usage per period, history for charts, leases, router health, and /healthz."""
+"""API v1: usage per device and owner per period (JSON or CSV), history for charts, leases, router
+health, and /healthz."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
 from api import answers, db, openapi, queries
-from collector import reads
+from collector import export, reads
 from collector.errors import DataUnavailable
 from collector.parse import normalise_mac
 from collector.periods import MIN_YEAR, parse_day, parse_month
@@ -22,14 +24,21 @@ DEFAULT_MONTHS = 12
 # A bounded answer: a chart never needs more, and a request can't ask for a huge one.
 MAX_DAYS = 366
 MAX_MONTHS = 120
+# `?format=` of the period answers (/usage, /owners), and the CSV's media type.
+FORMATS = ("json", "csv")
+CSV = "text/csv; charset=utf-8"
 
 
 def _bad(message: str):
     abort(400, description=message)
 
 
-@bp.get("/usage")
-def usage() -> Response:
+def _period_answer(kind: str, read: Callable[..., dict], to_csv: Callable[[dict], str]) -> Response:
+    """A period's answer (`?period=`, default the current one) as JSON or, with `?format=csv`,
+    as a CSV download named after the period."""
+    output = request.args.get("format", "json")
+    if output not in FORMATS:
+        _bad(f"format must be {' or '.join(FORMATS)}, got {output!r}")
     conn = db.connection()
     settings = reads.read_settings(conn)
     label = request.args.get("period")
@@ -37,11 +46,27 @@ def usage() -> Response:
         period = reads.resolve_period(settings, label, db.now())
     except ValueError as e:
         _bad(str(e))
+    options: dict = {}
+    if output == "csv":
+        options = {"encode": lambda answer: to_csv(answer).encode(), "content_type": CSV,
+                   "headers": {"Content-Disposition":
+                               f'attachment; filename="{export.filename(kind, period.label)}"'}}
+    # The format is part of the answer's name: the cache and the ETag keep the two apart.
     return answers.respond(
-        "usage", (period.label,), lambda: reads.usage(conn, period, settings),
+        f"{kind} {output}", (period.label,), lambda: read(conn, period, settings),
         # The default period moves on at a period boundary, with or without a new run.
-        not_before=period.start.timestamp() if label is None else None,
+        not_before=period.start.timestamp() if label is None else None, **options,
     )
+
+
+@bp.get("/usage")
+def usage() -> Response:
+    return _period_answer("usage", reads.usage, export.usage_csv)
+
+
+@bp.get("/owners")
+def owners() -> Response:
+    return _period_answer("owners", reads.owners, export.owners_csv)
 
 
 @bp.get("/periods")
@@ -220,6 +245,7 @@ def index() -> Response:
     links = {
         "dashboard": url_for("dashboard.page"),
         "usage": url_for("v1.usage"),
+        "owners": url_for("v1.owners"),
         "periods": url_for("v1.periods"),
         "wan_history": url_for("v1.wan_history"),
         "client_history": "/api/v1/clients/{mac}/history",

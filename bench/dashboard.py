@@ -233,7 +233,7 @@ def measure_dashboard(profile: Profile, url: str, devices: int) -> Browser:
                                                    "host-42", "host-421"]):
                         result.keystroke_ms.add(ms)
                     result.clear_ms.add(page.evaluate(TYPE, [""])[0])
-                    result.sort_ms.add(page.evaluate(SORT, "hostname"))
+                    result.sort_ms.add(page.evaluate(SORT, "label"))  # the Device column
                     result.sort_ms.add(page.evaluate(SORT, "total_bytes"))
                     for gap in page.evaluate(SCROLL, 90):
                         result.frame_ms.add(gap)

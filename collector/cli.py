@@ -229,14 +229,22 @@ def notify_test(config_path: str) -> None:
 @cli.command()
 @data_dir_option
 @click.option("--period", metavar="YYYY-MM", help="Billing period (default: the current one).")
-@click.option("--json", "as_json", is_flag=True, help="Print the same object as /api/v1/usage.")
-def report(data_dir: str, period: str | None, as_json: bool) -> None:
-    """Show a period's WAN total and per-device usage."""
+@click.option("--by", "group", type=click.Choice(["device", "owner"]), default="device", show_default=True,
+              help="One row per device, or per owner (devices without one as one group).")
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default=None,
+              help="table (the default), json (the API's answer: /api/v1/usage or /api/v1/owners) "
+                   "or csv (the API's ?format=csv).")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def report(data_dir: str, period: str | None, group: str, output: str | None, as_json: bool) -> None:
+    """Show a period's WAN total and per-device (or per-owner) usage."""
     import json
 
-    from collector import reads
-    from collector.report import render_usage
+    from collector import export, reads
+    from collector.report import render_owners, render_usage
 
+    if as_json and output not in (None, "json"):
+        raise click.UsageError(f"--json is --format json; it cannot go with --format {output}")
+    output = "json" if as_json else output or "table"
     try:
         conn = reads.open_readonly(Path(data_dir))
     except NetstatError as e:
@@ -247,13 +255,15 @@ def report(data_dir: str, period: str | None, as_json: bool) -> None:
             chosen = reads.resolve_period(settings, period, _clock()())
         except ValueError as e:
             raise ExitError(f"--period: {e}", EXIT_CONFIG) from None
-        usage = reads.usage(conn, chosen, settings)
+        answer = (reads.owners if group == "owner" else reads.usage)(conn, chosen, settings)
     finally:
         conn.close()
-    if as_json:
-        click.echo(json.dumps(usage, indent=2, ensure_ascii=False))
+    if output == "json":
+        click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    elif output == "csv":
+        click.echo(export.owners_csv(answer) if group == "owner" else export.usage_csv(answer), nl=False)
     else:
-        click.echo(render_usage(usage), nl=False)
+        click.echo(render_owners(answer) if group == "owner" else render_usage(answer), nl=False)
 
 
 @cli.command()

@@ -160,6 +160,18 @@ def device_names(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
     return names
 
 
+def device_labels(conn: sqlite3.Connection) -> dict[str, tuple[str, str]]:
+    """mac -> (name, owner) from the configuration of the last run (empty for none).
+
+    The collector replaces the `devices` table with every run, so a past period shows
+    today's names. Files from before schema 3 have no such table: no names, no owners.
+    """
+    if not has_table(conn, "devices"):
+        return {}
+    return {mac: (name or "", owner or "")
+            for mac, name, owner in conn.execute("SELECT mac, name, owner FROM devices")}
+
+
 def hostname_of(host: str | None) -> str:
     """A stored hostname as shown: empty for none."""
     # dnsmasq writes `*` for "no name"; the Go daemon wrote `Unknown`.
@@ -167,7 +179,11 @@ def hostname_of(host: str | None) -> str:
 
 
 def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> dict:
-    """One period's WAN total (with the monthly cap, if set) and per-device totals: /api/v1/usage."""
+    """One period's WAN total (with the monthly cap, if set) and per-device totals: /api/v1/usage.
+
+    Each device has its configured `name` and `owner` (null when not set) beside the
+    `hostname` DHCP gave it.
+    """
     zone = settings.zone
     rows = conn.execute(
         "SELECT device, sum(rx_bytes), sum(tx_bytes), max(last_seen), group_concat(router, '\x1f') "
@@ -175,6 +191,7 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
         (period.label,),
     ).fetchall() if has_table(conn, "usage_period") else []
     names = device_names(conn)
+    labels = device_labels(conn)
     wan = {"rx_bytes": 0, "tx_bytes": 0}
     clients = []
     for device, rx, tx, seen, routers in rows:
@@ -182,8 +199,11 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
             wan = {"rx_bytes": rx, "tx_bytes": tx}
             continue
         hostname, ip = names.get(device, ("", ""))
+        name, owner = labels.get(device, ("", ""))
         clients.append({
             "mac": device,
+            "name": name or None,
+            "owner": owner or None,
             "hostname": hostname or None,
             "ip": ip or None,
             "rx_bytes": rx,
@@ -207,6 +227,42 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
         "clients": clients,
         "updated_at": iso(last_run_at(conn), zone),
     }
+
+
+_BYTE_FIELDS = ("rx_bytes", "tx_bytes", "download_bytes", "upload_bytes", "total_bytes")
+
+
+def owners(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> dict:
+    """One period's totals per owner: /api/v1/owners and `report --by owner`.
+
+    Built from usage(), so every number is one usage() shows. The WAN is not a device
+    and has no owner; devices without one are one group, `owner: null`, so the groups
+    always add up to the devices' total.
+    """
+    answer = usage(conn, period, settings)
+    return {"period": answer["period"], **group_by_owner(answer["clients"]),
+            "updated_at": answer["updated_at"]}
+
+
+def group_by_owner(clients: list[dict]) -> dict:
+    """{"owners": [...], "total": {...}} of usage() clients: per owner (None for none) the
+    devices, their MACs (in the clients' order) and byte sums, biggest total first."""
+    groups: dict[str | None, dict] = {}
+    total = dict.fromkeys(_BYTE_FIELDS, 0)
+    for client in clients:
+        group = groups.get(client["owner"])
+        if group is None:
+            group = groups[client["owner"]] = {"owner": client["owner"], "devices": 0, "macs": [],
+                                               **dict.fromkeys(_BYTE_FIELDS, 0)}
+        group["devices"] += 1
+        group["macs"].append(client["mac"])
+        for field in _BYTE_FIELDS:
+            group[field] += client[field]
+            total[field] += client[field]
+    # Biggest first; among equal totals by name, and "no owner" after every named owner.
+    ordered = sorted(groups.values(),
+                     key=lambda g: (-g["total_bytes"], g["owner"] is None, g["owner"] or ""))
+    return {"owners": ordered, "total": total}
 
 
 def last_run_at(conn: sqlite3.Connection) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import T0, ApiScenario, build_api_scenario, gunicorn_server
+from support import T0, ApiScenario, build_api_scenario, build_hostile_names, gunicorn_server
 
 from collector.sim.routers import Fleet
 
@@ -36,3 +36,11 @@ def api_server(api_scenario, tmp_path_factory):
     log = tmp_path_factory.mktemp("api-server-log") / "gunicorn.log"
     with gunicorn_server(api_scenario.data_dir, log, now=api_scenario.now) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def hostile_names(tmp_path_factory) -> tuple[Path, float]:
+    """(data directory, its last run's time): devices with hostile hostnames, names and owners
+    (support.HOSTILE_HOSTNAMES, HOSTILE_DEVICES). Built once per session; tests only read it."""
+    with Fleet(now=T0) as fleet:
+        return build_hostile_names(fleet, tmp_path_factory.mktemp("hostile-names"))

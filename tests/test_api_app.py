@@ -7,6 +7,8 @@ corrupt databases, health thresholds, the answer cache, configuration errors.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -16,7 +18,15 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from support import collect
+from support import (
+    ESCAPE_HOST,
+    FORMULA_HOST,
+    HOSTILE_DEVICES,
+    HOSTILE_HOSTNAMES,
+    LONG_NAME,
+    MARKUP_HOST,
+    collect,
+)
 
 from api import queries
 from api.app import DEFAULT_HEALTH_MAX_AGE, create_app
@@ -344,3 +354,28 @@ def test_a_mac_parameter_with_unicode_blanks_is_no_mac(api_scenario, mac):
     answer = client_for(api_scenario.data_dir).get(f"/api/v1/clients/{mac}/history")
     assert answer.status_code == 400
     assert "not a MAC address" in answer.get_json()["error"]
+
+
+# --- Hostile names in the answers ---------------------------------------------------------------
+
+
+def test_hostile_names_are_data_in_json_and_inert_in_csv(hostile_names):
+    data_dir, now = hostile_names
+    client = client_for(data_dir, NOW=now)
+    clients = {c["mac"]: c for c in client.get("/api/v1/usage").get_json()["clients"]}
+    # JSON carries the text as it is: a JSON reader gets data, never markup or a formula.
+    assert {mac: (c["name"], c["owner"], c["hostname"]) for mac, c in clients.items()} == {
+        mac: (HOSTILE_DEVICES.get(mac, {}).get("name"), HOSTILE_DEVICES.get(mac, {}).get("owner"),
+              HOSTILE_HOSTNAMES[mac]) for mac in HOSTILE_HOSTNAMES}
+    r = client.get("/api/v1/usage?format=csv")
+    assert r.content_type == "text/csv; charset=utf-8"
+    rows = {row["mac"]: row for row in csv.DictReader(io.StringIO(r.get_data(as_text=True), newline=""))}
+    # A spreadsheet sees text: a formula's first character comes after a `'`.
+    assert rows[FORMULA_HOST]["hostname"] == "'" + HOSTILE_HOSTNAMES[FORMULA_HOST]
+    assert (rows[ESCAPE_HOST]["name"], rows[ESCAPE_HOST]["owner"]) == ("'+cmd|' /C calc'!A0", "'@SUM(1+1)")
+    assert rows[MARKUP_HOST]["name"] == "'-2+3\\x1b]0;pwned\\x07"
+    assert rows[LONG_NAME]["hostname"] == "'-x"
+    assert not any(ch in r.get_data(as_text=True) for ch in "\x1b\x07\u202e\u200f")
+    owners = client.get("/api/v1/owners?format=csv").get_data(as_text=True)
+    assert sorted(row["owner"] for row in csv.DictReader(io.StringIO(owners, newline=""))) == sorted(
+        ["", "'@SUM(1+1)", "<b>Anna</b>", "\\u202eevil\\u200f"])

@@ -7,8 +7,11 @@ December the current one; ap-3 failed its last poll.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
+from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
@@ -16,6 +19,7 @@ from support import (
     LAPTOP,
     NONAME,
     SCENARIO_IPS,
+    SCENARIO_LABELS,
     TABLET,
     UNKNOWN,
     ZOE,
@@ -42,7 +46,8 @@ def totals(rx: int, tx: int, *, wan: bool = False) -> dict:
 def expected_usage(scenario, label: str, start: str, end: str, last_poll: str) -> dict:
     devices = scenario.periods[label]
     clients = [
-        {"mac": mac, "hostname": SHOWN_NAMES[mac], "ip": SCENARIO_IPS.get(mac),
+        {"mac": mac, "name": SCENARIO_LABELS[mac][0], "owner": SCENARIO_LABELS[mac][1],
+         "hostname": SHOWN_NAMES[mac], "ip": SCENARIO_IPS.get(mac),
          **totals(rx, tx), "last_seen": last_poll, "routers": [ROUTER_OF[mac]]}
         for mac, (rx, tx) in devices.items() if mac != "main_wan"
     ]
@@ -117,6 +122,107 @@ def test_periods_lists_the_periods_with_data(api_server):
         {"label": "2026-12", "start": "2026-12-01T00:00:00+00:00", "end": "2027-01-01T00:00:00+00:00"},
         {"label": "2026-11", "start": "2026-11-01T00:00:00+00:00", "end": "2026-12-01T00:00:00+00:00"},
     ]}
+
+
+# --- /api/v1/owners and the CSV forms -----------------------------------------------------------
+
+
+def expected_owners(scenario, label: str) -> dict:
+    """owner -> (macs, rx, tx): what the scenario moved, grouped by the configured owner."""
+    groups: dict = defaultdict(lambda: [set(), 0, 0])
+    for mac, (rx, tx) in scenario.periods[label].items():
+        if mac != "main_wan":
+            group = groups[SCENARIO_LABELS[mac][1]]
+            group[0].add(mac)
+            group[1] += rx
+            group[2] += tx
+    return {owner: tuple(v) for owner, v in groups.items()}
+
+
+@pytest.mark.parametrize("label, params", [("2026-11", {"period": "2026-11"}), ("2026-12", {})])
+def test_owners_group_the_devices_by_their_configured_owner(api_server, api_scenario, label, params):
+    r = api_server.get("/api/v1/owners", params=params)
+    assert (r.status_code, r.headers["Content-Type"]) == (200, "application/json")
+    body = r.json()
+    assert body["period"]["label"] == label and body["updated_at"] == DEC_LAST_POLL
+    assert {g["owner"]: (set(g["macs"]), g["rx_bytes"], g["tx_bytes"]) for g in body["owners"]} == (
+        expected_owners(api_scenario, label))
+    assert [g["owner"] for g in body["owners"]][-1] is None  # no owner: the smallest here
+    for g in body["owners"]:
+        assert g == {"owner": g["owner"], "devices": len(g["macs"]), "macs": g["macs"],
+                     **totals(g["rx_bytes"], g["tx_bytes"])}
+    # Every device once; together exactly the devices' total, the WAN being no one's.
+    rx, tx = (sum(v[i] for mac, v in api_scenario.periods[label].items() if mac != "main_wan")
+              for i in (0, 1))
+    assert body["total"] == totals(rx, tx)
+    assert sorted(m for g in body["owners"] for m in g["macs"]) == sorted(
+        c["mac"] for c in api_server.get("/api/v1/usage", params=params).json()["clients"])
+    totals_in_order = [g["total_bytes"] for g in body["owners"]]
+    assert totals_in_order == sorted(totals_in_order, reverse=True)
+
+
+def test_owners_of_a_period_without_data_is_empty(api_server):
+    body = api_server.get("/api/v1/owners", params={"period": "2025-02"}).json()
+    assert (body["owners"], body["total"]) == ([], totals(0, 0))
+
+
+def csv_rows(r) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(r.content.decode("utf-8"), newline="")))
+
+
+NUMBERS = ("rx_bytes", "tx_bytes", "download_bytes", "upload_bytes", "total_bytes")
+
+
+@pytest.mark.parametrize("period", ["2026-11", "2026-12"])
+def test_usage_as_csv_is_the_json_answer(api_server, period):
+    r = api_server.get("/api/v1/usage", params={"period": period, "format": "csv"})
+    assert (r.status_code, r.headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    assert r.headers["Content-Disposition"] == f'attachment; filename="netstat-usage-{period}.csv"'
+    assert r.content.startswith(b"period,mac,name,owner,hostname,ip,") and b"\r\n" in r.content
+    clients = api_server.get("/api/v1/usage", params={"period": period}).json()["clients"]
+    rows = csv_rows(r)
+    assert [row["mac"] for row in rows] == [c["mac"] for c in clients]
+    for row, c in zip(rows, clients, strict=True):
+        assert {k: int(row[k]) for k in NUMBERS} == {k: c[k] for k in NUMBERS}
+        assert [row[k] or None for k in ("period", "name", "owner", "hostname", "ip", "last_seen")] == [
+            period, c["name"], c["owner"], c["hostname"], c["ip"], c["last_seen"]]
+
+
+@pytest.mark.parametrize("period", ["2026-11", "2026-12"])
+def test_owners_as_csv_is_the_json_answer(api_server, period):
+    r = api_server.get("/api/v1/owners", params={"period": period, "format": "csv"})
+    assert (r.status_code, r.headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    assert r.headers["Content-Disposition"] == f'attachment; filename="netstat-owners-{period}.csv"'
+    groups = api_server.get("/api/v1/owners", params={"period": period}).json()["owners"]
+    assert [(row["period"], row["owner"] or None, int(row["devices"]), row["macs"].split(" "),
+             *(int(row[k]) for k in NUMBERS)) for row in csv_rows(r)] == [
+        (period, g["owner"], g["devices"], g["macs"], *(g[k] for k in NUMBERS)) for g in groups]
+
+
+@pytest.mark.parametrize("route", ["usage", "owners"])
+def test_csv_and_json_are_cached_and_revalidated_apart(api_server, route):
+    as_json = api_server.get(f"/api/v1/{route}")
+    as_csv = api_server.get(f"/api/v1/{route}", params={"format": "csv"})
+    explicit = api_server.get(f"/api/v1/{route}", params={"format": "json"})
+    assert as_json.headers["ETag"] != as_csv.headers["ETag"]
+    assert (explicit.headers["ETag"], explicit.content) == (as_json.headers["ETag"], as_json.content)
+    again = api_server.get(f"/api/v1/{route}", params={"format": "csv"},
+                           headers={"If-None-Match": as_csv.headers["ETag"]})
+    assert (again.status_code, again.content) == (304, b"")
+    # A JSON request with the CSV's ETag is not the same answer: the whole JSON comes.
+    other = api_server.get(f"/api/v1/{route}", headers={"If-None-Match": as_csv.headers["ETag"]})
+    assert (other.status_code, other.headers["Content-Type"]) == (200, "application/json")
+    # Asked again: each answer from the cache, unchanged.
+    assert api_server.get(f"/api/v1/{route}", params={"format": "csv"}).content == as_csv.content
+    assert api_server.get(f"/api/v1/{route}").content == as_json.content
+
+
+@pytest.mark.parametrize("route", ["usage", "owners"])
+@pytest.mark.parametrize("value", ["xml", "", "CSV", "csv "])
+def test_an_unknown_format_is_a_json_400(api_server, route, value):
+    r = api_server.get(f"/api/v1/{route}", params={"format": value})
+    assert (r.status_code, r.headers["Content-Type"]) == (400, "application/json")
+    assert r.json() == {"error": f"format must be json or csv, got {value!r}", "status": 400}
 
 
 # --- history ----------------------------------------------------------------------------------
@@ -259,8 +365,8 @@ def test_index_links_to_the_routes(api_server):
     assert r.status_code == 200
     links = r.json()["links"]
     assert all(api_server.get(links[k]).status_code == 200
-               for k in ("dashboard", "usage", "periods", "wan_history", "leases", "routers", "health",
-                         "openapi"))
+               for k in ("dashboard", "usage", "owners", "periods", "wan_history", "leases", "routers",
+                         "health", "openapi"))
     assert links["dashboard"] == "/"
 
 

@@ -3,8 +3,9 @@
 It runs against a real gunicorn over databases the real collector wrote from
 simulated routers on 127.0.0.1: three weeks of daily runs across a month change
 (November is a past period, December the current one), a monthly cap, a router
-whose last poll failed, and devices whose DHCP hostnames are hostile markup or carry
-quotes and right-to-left controls.
+whose last poll failed, devices whose DHCP hostnames are hostile markup or carry
+quotes and right-to-left controls, and a configuration naming devices and their owners,
+some with hostile markup, terminal escapes or 200 characters.
 
 Chromium and Playwright are required, not optional: without them these tests fail
 and say what to install (CI installs both). The browser is started so that it
@@ -18,12 +19,13 @@ import os
 import random
 import re
 import struct
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support import REPO, ApiServer, collect, gunicorn_server, stored_usage
+from support import REPO, ApiServer, collect, gunicorn_server, stored_usage, write_config
 
 from api.app import SECURITY_HEADERS
 from collector.report import human_bytes as human  # the binary units the page uses too
@@ -75,6 +77,16 @@ NAMES = {TV: "living-room-tv", LAPTOP: "laptop", HOSTILE: XSS, QUOTED: QUOTES, P
          WORK: "work-laptop"}
 IPS = {TV: "10.0.0.20", LAPTOP: "10.0.0.11", HOSTILE: "10.0.0.31", QUOTED: "10.0.0.32",
        PRINTER: "10.0.0.9", WORK: "10.0.0.40"}
+# Names and owners from the configuration: pasted from anywhere, so just as hostile.
+XSS_NAME = "<img src=x onerror=alert(2)>"
+ESCAPES = "\x1b[31mBen\x1b[0m"
+MARKUP_OWNER = "<b>Zo\u00eb</b>"
+LONG = "W" * 199 + "!"  # the longest name the configuration takes
+DEVICES = {TV: {"name": "Living room TV", "owner": "Family"},
+           LAPTOP: {"name": "Anna's laptop", "owner": "Anna"},
+           WORK: {"name": LONG, "owner": "Anna"},
+           PRINTER: {"name": XSS_NAME, "owner": ESCAPES},
+           TABLET: {"owner": MARKUP_OWNER}}
 CAP_GIB = 500
 GiB = 1024**3
 MiB = 1024**2
@@ -110,8 +122,8 @@ def _build(fleet: Fleet, base: Path) -> tuple[Path, dict]:
         fleet.join("router-1", mac, hostname=name, ip=IPS[mac])
     fleet.roam(WORK, "router-1", "ap-3")  # its lease stays with router-1's DHCP server
     fleet.join("ap-2", TABLET)
-    config = fleet.write_config(base / "routers.json",
-                                settings={"timezone": "UTC", "monthly_cap_gib": CAP_GIB})
+    config = write_config(base / "routers.json", {
+        **fleet.config(settings={"timezone": "UTC", "monthly_cap_gib": CAP_GIB}), "devices": DEVICES})
     rng = random.Random(20261210)
     # device: (access point, lowest and highest download per day, download / upload)
     profiles = {TV: ("router-1", 5 * GiB, 9 * GiB, 40), LAPTOP: ("router-1", 1536 * MiB, 3 * GiB, 6),
@@ -255,8 +267,10 @@ def share(part: int, whole: int) -> str:
 
 ROWS_JS = """() => [...document.querySelectorAll('#devices tbody tr[data-mac]')].map(tr => ({
     mac: tr.dataset.mac,
-    hostname: tr.querySelector('.col-name bdi') ? tr.querySelector('.col-name bdi').textContent : null,
+    label: (tr.querySelector('.col-name button bdi') || {textContent: null}).textContent,
     name_text: tr.querySelector('.col-name button').textContent,
+    host: tr.querySelector('.col-name .host') ? tr.querySelector('.col-name .host').textContent : null,
+    owner: tr.querySelector('.col-owner').textContent,
     ip: tr.querySelector('.col-ip').textContent,
     mac_text: tr.querySelector('.col-mac').textContent,
     download: [tr.querySelector('.dl-col').textContent, tr.querySelector('.dl-col').title],
@@ -268,6 +282,19 @@ ROWS_JS = """() => [...document.querySelectorAll('#devices tbody tr[data-mac]')]
 
 def rows(page) -> list[dict]:
     return page.evaluate(ROWS_JS)
+
+
+def hidden(text: str) -> bool:
+    """Whether text holds invisible or direction-changing characters (the page flags them)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+OWNERS_JS = """() => [...document.querySelectorAll('#owners tbody tr')].map(tr => ({
+    owner: tr.querySelector('th .owner-name').textContent,
+    devices: tr.querySelector('.col-devices').textContent,
+    bytes: ['.dl-col', '.ul-col', '.total-col'].map(c => tr.querySelector(c).title),
+    picked: tr.classList.contains('picked'),
+}))"""
 
 
 def bars(page, chart: str) -> list[dict]:
@@ -332,7 +359,8 @@ def test_the_browser_gets_the_csp_and_loads_only_from_the_server(dashboard, site
     assert response.headers["x-content-type-options"] == "nosniff"
     loaded = {r.url.removeprefix(site.url) for r in watch.requests}
     assert {"/", "/static/dashboard.js", "/static/dashboard.css", "/api/v1/periods",
-            "/api/v1/routers", "/healthz", "/api/v1/usage?period=2026-12"} <= loaded
+            "/api/v1/routers", "/healthz", "/api/v1/usage?period=2026-12",
+            "/api/v1/owners?period=2026-12"} <= loaded
     watch.assert_quiet()
 
 
@@ -362,18 +390,26 @@ def test_the_device_table_equals_the_api(dashboard, site):
     page, _, _ = dashboard
     clients = site.api("/api/v1/usage")["clients"]
     everything = sum(c["total_bytes"] for c in clients)
-    expected = [{
-        "mac": c["mac"], "hostname": c["hostname"],
-        "name_text": ("(no name)" if c["hostname"] is None
-                      else c["hostname"] + ("\u26a0" if c["mac"] == QUOTED else "")),
-        "ip": c["ip"] or "–", "mac_text": c["mac"],
+    expected = []
+    for c in clients:  # the API's order: biggest total first, as the page starts
+        label = c["name"] if c["name"] is not None else c["hostname"]  # the name, else the hostname
+        expected.append({
+            "mac": c["mac"], "label": label,
+            "name_text": "(no name)" if label is None else label + ("\u26a0" if hidden(label) else ""),
+            # The DHCP hostname beside a configured name.
+            "host": c["hostname"] if c["name"] is not None and c["hostname"] is not None else None,
+            "owner": "–" if c["owner"] is None else c["owner"] + ("\u26a0" if hidden(c["owner"]) else ""),
+            "ip": c["ip"] or "–", "mac_text": c["mac"],
         "download": [human(c["download_bytes"]), f"{c['download_bytes']:,} bytes"],
         "upload": [human(c["upload_bytes"]), f"{c['upload_bytes']:,} bytes"],
-        "total": [human(c["total_bytes"]), f"{c['total_bytes']:,} bytes"],
-        "share": share(c["total_bytes"], everything),
-    } for c in clients]  # the API's order: biggest total first, as the page starts
+            "total": [human(c["total_bytes"]), f"{c['total_bytes']:,} bytes"],
+            "share": share(c["total_bytes"], everything),
+        })
     assert rows(page) == expected
     assert len(expected) == 7
+    # What the configuration says, as the API passes it on.
+    assert {c["mac"]: (c["name"], c["owner"]) for c in clients} == {
+        mac: (DEVICES.get(mac, {}).get("name"), DEVICES.get(mac, {}).get("owner")) for mac in [*IPS, TABLET]}
     assert page.text_content("#count") == "7 devices"
     foot = page.locator("#devices tfoot td.num").all()
     assert [exact(td.get_attribute("title")) for td in foot[:3]] == [
@@ -390,7 +426,7 @@ def test_device_download_is_what_the_access_point_sent(dashboard, site):
         upload, download = site.moved["2026-12"][row["mac"]]
         assert (exact(row["download"][1]), exact(row["upload"][1])) == (download, upload)
     labels = page.eval_on_selector_all("#devices thead th button", "bs => bs.map(b => b.textContent)")
-    assert labels == ["Device", "IP", "MAC", "Download", "Upload", "Total", "Share"]
+    assert labels == ["Device", "Owner", "IP", "MAC", "Download", "Upload", "Total", "Share"]
 
 
 def test_sorting_by_a_column_header(dashboard):
@@ -409,10 +445,14 @@ def test_sorting_by_a_column_header(dashboard):
     page.click("#devices th[data-key=upload_bytes] button")
     uploads = column("upload")
     assert uploads == sorted(uploads, reverse=True) and uploads != column("total")
-    page.click("#devices th[data-key=hostname] button")
-    names = [r["hostname"] for r in rows(page)]
-    assert names[-2:] == [None, None]  # nameless devices last
-    assert names[:5] == sorted(names[:5], key=str.casefold)
+    page.click("#devices th[data-key=label] button")
+    names = [r["label"] for r in rows(page)]
+    assert names[-1:] == [None]  # nameless devices last: the tablet has neither name nor hostname
+    assert names[:6] == sorted(names[:6], key=str.casefold)
+    page.click("#devices th[data-key=owner] button")
+    owners = [r["owner"].rstrip("\u26a0") for r in rows(page)]
+    assert owners[-2:] == ["–", "–"]  # devices without an owner last
+    assert owners[:5] == sorted(owners[:5], key=str.casefold)
     page.click("#devices th[data-key=ip] button")
     assert [r["ip"] for r in rows(page)] == ["10.0.0.9", "10.0.0.11", "10.0.0.20", "10.0.0.31",
                                               "10.0.0.32", "10.0.0.40", "–"]
@@ -449,7 +489,8 @@ def test_picking_a_device_draws_its_daily_chart(dashboard, site):
     page, _, _ = dashboard
     page.click(f"#devices tr[data-mac='{LAPTOP}'] button.name")
     ready(page, device=LAPTOP)
-    assert page.text_content("#device-chart-title") == "laptop per day"
+    # Titled by the configured name, the DHCP hostname beside it.
+    assert page.text_content("#device-chart-title") == "Anna's laptop (laptop) per day"
     assert page.get_attribute(f"#devices tr[data-mac='{LAPTOP}']", "class") == "picked"
     history = site.api(f"/api/v1/clients/{LAPTOP}/history", granularity="day", **{"from": "2026-12-01"})
     drawn = bars(page, "device-chart")
@@ -507,8 +548,8 @@ def test_router_health_and_the_last_update(dashboard, site):
 def test_hostile_hostnames_are_shown_as_text(dashboard, site):
     page, watch, _ = dashboard
     table = {r["mac"]: r for r in rows(page)}
-    assert table[HOSTILE]["hostname"] == XSS
-    assert table[QUOTED]["hostname"] == QUOTES
+    assert table[HOSTILE]["label"] == XSS
+    assert table[QUOTED]["label"] == QUOTES
     assert page.locator(f"#devices tr[data-mac='{HOSTILE}'] button.name").inner_text() == XSS
     assert page.evaluate("document.querySelectorAll('img, script:not([src]), iframe').length") == 0
     page.click(f"#devices tr[data-mac='{HOSTILE}'] button.name")
@@ -520,7 +561,9 @@ def test_hostile_hostnames_are_shown_as_text(dashboard, site):
     # The name is shown as it is, with a warning that it holds characters that change its look.
     assert page.get_attribute(f"#devices tr[data-mac='{QUOTED}'] .flag", "title") == (
         "This name contains invisible or direction-changing characters: U+202E, U+200F")
-    page.fill("#filter", "<img")
+    page.fill("#filter", "<img")  # the printer's configured name is markup too
+    assert sorted(r["mac"] for r in rows(page)) == [HOSTILE, PRINTER]
+    page.fill("#filter", "alert(1)")
     assert [r["mac"] for r in rows(page)] == [HOSTILE]
     page.wait_for_timeout(300)  # give an injected onerror handler time to run, if one got in
     assert page.evaluate("document.querySelectorAll('img').length") == 0
@@ -562,10 +605,16 @@ def test_on_a_phone_the_page_fits_and_the_table_works(browser, site, tmp_path):
         assert not page.is_visible(f"#devices tr[data-mac='{LAPTOP}'] td.col-mac")
         assert page.locator(f"#devices tr[data-mac='{LAPTOP}'] .sub").inner_text() == IPS[LAPTOP]
         assert page.locator(f"#devices tr[data-mac='{TABLET}'] .sub").inner_text() == TABLET
-        box = page.locator(".table-wrap").bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
-        assert page.evaluate("() => { const w = document.querySelector('.table-wrap');"
-                             " return w.scrollWidth <= w.clientWidth; }"), "the table scrolls sideways"
+        # Neither table, the owners' nor the devices', is wider than the phone: the owner column
+        # goes, and the owners' device counts move under their names.
+        assert not page.is_visible(f"#devices tr[data-mac='{LAPTOP}'] td.col-owner")
+        anna = page.locator("#owners tbody tr", has_text="Anna")
+        assert (anna.locator(".sub").inner_text(), anna.locator(".col-devices").is_visible()) == (
+            "2 devices", False)
+        for wrap in page.locator(".table-wrap").all():
+            box = wrap.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+            assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "a table scrolls sideways"
         page.tap("#devices th[data-key=upload_bytes] button")
         uploads = [exact(r["upload"][1]) for r in rows(page)]
         assert uploads == sorted(uploads, reverse=True)
@@ -587,6 +636,7 @@ def test_screenshot_for_the_readme(dashboard):
     page, _, _ = dashboard
     page.click(f"#devices tr[data-mac='{LAPTOP}'] button.name")
     ready(page, device=LAPTOP)
+    page.evaluate("window.scrollTo(0, 0)")  # the top of the page, had the click scrolled it
     page.mouse.move(0, 0)
     image = page.screenshot(type="png")
     assert image[:8] == b"\x89PNG\r\n\x1a\n"
@@ -612,3 +662,90 @@ def test_without_databases_the_page_says_why(browser, tmp_path):
             assert watch.dialogs == [] and watch.elsewhere == []
         finally:
             context.close()
+
+
+# --- Names and owners from the configuration ---------------------------------------------------
+
+
+def owners_expected(site, period: str | None = None) -> list[dict]:
+    answer = site.api("/api/v1/owners", **({"period": period} if period else {}))
+    return [{"owner": ("(no owner)" if g["owner"] is None
+                       else g["owner"] + ("\u26a0" if hidden(g["owner"]) else "")),
+             "devices": str(g["devices"]),
+             "bytes": [f"{g[k]:,} bytes" for k in ("download_bytes", "upload_bytes", "total_bytes")],
+             "picked": False} for g in answer["owners"]]
+
+
+def test_the_owners_table_equals_the_api(dashboard, site):
+    page, _, _ = dashboard
+    assert page.evaluate(OWNERS_JS) == owners_expected(site)
+    # Each owner's devices per the configuration, "no owner" being the rest: all of them.
+    groups = {g["owner"]: sorted(g["macs"]) for g in site.api("/api/v1/owners")["owners"]}
+    assert groups == {"Family": [TV], "Anna": sorted([LAPTOP, WORK]), ESCAPES: [PRINTER],
+                      MARKUP_OWNER: [TABLET], None: sorted([HOSTILE, QUOTED])}
+    foot = page.locator("#owners tfoot td.num").all()
+    clients = site.api("/api/v1/usage")["clients"]
+    assert foot[0].text_content() == "7"  # devices
+    assert [exact(td.get_attribute("title")) for td in foot[1:4]] == [
+        sum(c[k] for c in clients) for k in ("download_bytes", "upload_bytes", "total_bytes")]
+    page.select_option("#period", "2026-11")
+    ready(page, period="2026-11")
+    assert page.evaluate(OWNERS_JS) == owners_expected(site, "2026-11")
+
+
+def test_filtering_the_devices_by_owner(dashboard, site):
+    page, _, _ = dashboard
+    options = page.eval_on_selector_all("#owner-filter option", "os => os.map(o => o.textContent)")
+    # Every owner of the period, as text, between "All owners" and "No owner".
+    assert (options[0], sorted(options[1:-1]), options[-1]) == (
+        "All owners", sorted(["Anna", "Family", ESCAPES, MARKUP_OWNER]), "No owner")
+    page.select_option("#owner-filter", label="Anna")
+    assert sorted(r["mac"] for r in rows(page)) == sorted([LAPTOP, WORK])
+    assert page.text_content("#count") == "2 of 7 devices"
+    assert page.evaluate(OWNERS_JS)[[g["owner"] for g in owners_expected(site)].index("Anna")]["picked"]
+    page.fill("#filter", "work")  # both filters at once
+    assert [r["mac"] for r in rows(page)] == [WORK]
+    page.fill("#filter", "")
+    page.select_option("#owner-filter", label="No owner")
+    assert sorted(r["mac"] for r in rows(page)) == sorted([HOSTILE, QUOTED])
+    assert {r["owner"] for r in rows(page)} == {"–"}
+    page.select_option("#owner-filter", label="All owners")
+    assert len(rows(page)) == 7
+    # A row of the owners table filters by its owner; clicking it again shows everyone.
+    row = page.locator("#owners tbody tr", has_text="Family")
+    row.click()
+    assert [r["mac"] for r in rows(page)] == [TV]
+    assert page.eval_on_selector("#owner-filter", "s => s.selectedOptions[0].textContent") == "Family"
+    page.locator("#owners tbody tr", has_text="Family").click()
+    assert len(rows(page)) == 7 and page.input_value("#owner-filter") == "all"
+    # The filter searches names and owners too.
+    page.fill("#filter", "anna")
+    assert sorted(r["mac"] for r in rows(page)) == sorted([LAPTOP, WORK])
+
+
+def test_hostile_names_and_owners_from_the_configuration_are_text(dashboard, site):
+    page, watch, _ = dashboard
+    table = {r["mac"]: r for r in rows(page)}
+    assert (table[PRINTER]["label"], table[PRINTER]["host"]) == (XSS_NAME, None)  # no hostname
+    assert table[PRINTER]["owner"] == ESCAPES + "\u26a0"  # shown as it is, flagged: it hides characters
+    assert page.locator(f"#devices tr[data-mac='{PRINTER}'] .col-owner .flag").get_attribute("title") == (
+        "This name contains invisible or direction-changing characters: U+001B")
+    assert (table[TABLET]["label"], table[TABLET]["owner"]) == (None, MARKUP_OWNER)
+    # All 200 characters are in the page (the style cuts what does not fit, with an ellipsis).
+    assert (table[WORK]["label"], table[WORK]["host"]) == (LONG, "work-laptop")
+    assert page.locator(f"#devices tr[data-mac='{WORK}'] button.name").evaluate(
+        "b => b.scrollWidth > b.clientWidth") or page.locator(
+        f"#devices tr[data-mac='{WORK}'] td.col-name").evaluate("td => td.scrollWidth > td.clientWidth")
+    # No element was made from any of it: the page's own markup has no <img> and no <b>.
+    assert page.evaluate("document.querySelectorAll('img, b, script:not([src]), iframe').length") == 0
+    page.click(f"#devices tr[data-mac='{PRINTER}'] button.name")
+    ready(page, device=PRINTER)
+    assert page.text_content("#device-chart-title") == f"{XSS_NAME} per day"
+    page.click(f"#devices tr[data-mac='{WORK}'] button.name")
+    ready(page, device=WORK)
+    assert page.text_content("#device-chart-title") == f"{LONG} (work-laptop) per day"
+    page.select_option("#owner-filter", label=ESCAPES)
+    assert [r["mac"] for r in rows(page)] == [PRINTER]
+    page.wait_for_timeout(300)  # give an injected onerror handler time to run, if one got in
+    assert page.evaluate("document.querySelectorAll('img, b').length") == 0
+    assert watch.dialogs == [] and watch.errors == []

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import (
+    HOSTILE_DEVICES,
     LAPTOP,
     REPO,
     SCENARIO_IPS,
+    SCENARIO_LABELS,
     SCENARIO_NAMES,
     TABLET,
     UTC,
@@ -114,6 +116,9 @@ def test_device_info_carries_names_apart_from_the_counters(api_server):
     shown = {mac: ("" if name in ("", "Unknown") else name) for mac, name in SCENARIO_NAMES.items()}
     assert info == {**{mac: (shown[mac], SCENARIO_IPS[mac]) for mac in SCENARIO_IPS},
                     TABLET: ("", "")}
+    # The configured name and owner too: empty where the configuration sets none.
+    assert by_label(parsed, "netstat_device_info", "mac", "name", "owner") == {
+        (mac, name or "", owner or ""): 1 for mac, (name, owner) in SCENARIO_LABELS.items()}
     assert {tuple(sorted(dict(k[1]))) for k in parsed if k[0] == "netstat_device_bytes_total"} == {
         ("direction", "mac")}
 
@@ -240,6 +245,16 @@ def test_hostile_hostnames_stay_inert_label_values(fleet, tmp_path, hostname):
     assert [k for k in parsed if k[0] == "netstat_up"] == [("netstat_up", ())]
     assert by_label(parsed, "netstat_device_bytes_total", "mac", "direction") == {
         (mac, "upload"): 10, (mac, "download"): 20}
+
+
+def test_hostile_configured_names_and_owners_stay_inert_label_values(hostile_names):
+    data_dir, now = hostile_names
+    parsed = samples(create_app({"DATA_DIR": str(data_dir), "NOW": now}).test_client()
+                     .get("/metrics").get_data(as_text=True))
+    assert {mac: (name, owner) for (mac, name, owner) in by_label(
+        parsed, "netstat_device_info", "mac", "name", "owner") if mac in HOSTILE_DEVICES} == {
+        mac: (d["name"], d["owner"]) for mac, d in HOSTILE_DEVICES.items()}
+    assert [k for k in parsed if k[0] == "netstat_up"] == [("netstat_up", ())]
 
 
 def test_without_databases_it_is_a_503_with_netstat_up_0(tmp_path):

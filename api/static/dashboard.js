@@ -1,7 +1,8 @@
 // The netstat-collect dashboard: draws /api/v1 and /healthz, refreshes every minute.
 //
 // Every string from the data (hostnames come from DHCP, chosen by whoever joins the
-// network) is set with textContent or as an attribute value, never parsed as HTML.
+// network; names and owners from the configuration, pasted from anywhere) is set with
+// textContent or as an attribute value, never parsed as HTML.
 // The page's Content-Security-Policy forbids inline script and other origins besides.
 // Answers carry ETags and `Cache-Control: no-cache`: the browser revalidates each
 // fetch, and an unchanged answer costs a 304.
@@ -13,7 +14,7 @@
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const TEXT_KEYS = new Set(["hostname", "ip", "mac"]);
+  const TEXT_KEYS = new Set(["label", "owner", "ip", "mac"]);
   // Rows drawn at once. A table of 10,000 devices (140,000 elements) takes seconds to
   // build and lay out, for every keystroke in the filter and every frame of a scroll;
   // the first rows of the order asked for, and more on request, stay quick.
@@ -28,6 +29,8 @@
     period: null,        // the label shown; null: the current one
     periods: [],
     usage: null,
+    owners: null,        // /api/v1/owners for the period shown
+    ownerFilter: null,   // null: every owner; else { owner } (owner null: devices without one)
     wanHistory: null,
     device: null,        // the MAC picked in the table
     deviceHistory: null,
@@ -140,8 +143,8 @@
   // Invisible and direction-changing characters: a name can hide or reorder what it shows.
   const HIDDEN_CHARS = /[\p{Cc}\p{Cf}]/gu;
 
-  /** A hostname as text, flagged when it holds characters that change how it looks. */
-  function hostname(text) {
+  /** A name, hostname or owner as text, flagged when it holds characters that change how it looks. */
+  function nameText(text) {
     const hidden = [...new Set(text.match(HIDDEN_CHARS) || [])];
     if (hidden.length === 0) return [bidi(text)];
     const codes = hidden.map((c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`);
@@ -196,17 +199,21 @@
       ]);
       state.current = periods.current;
       const label = state.period || periods.current;
-      const usage = await getJSON(`api/v1/usage?period=${encodeURIComponent(label)}`);
+      const [usage, owners] = await Promise.all([
+        getJSON(`api/v1/usage?period=${encodeURIComponent(label)}`),
+        getJSON(`api/v1/owners?period=${encodeURIComponent(label)}`),
+      ]);
       const [wanHistory, deviceHistory] = await Promise.all([
         getJSON(historyPath("api/v1/wan/history", usage.period)),
         state.device ? getJSON(historyPath(devicePath(state.device), usage.period)) : null,
       ]);
       if (generation !== state.generation) return; // a newer load is on its way
-      Object.assign(state, { periods: periods.periods, usage, wanHistory, deviceHistory });
+      Object.assign(state, { periods: periods.periods, usage, owners, wanHistory, deviceHistory });
       state.loadedAt = Date.now();
       renderPeriods();
       renderFreshness(health, usage);
       renderWan(usage);
+      renderOwners();
       renderTable();
       renderCharts();
       renderRouters(routers);
@@ -327,8 +334,9 @@
       built = {
         usage: state.usage,
         rows: clients.map((c) => ({
-          ...c, share: all ? c.total_bytes / all : 0, all,
-          search: [c.hostname, c.ip, c.mac].filter((v) => v !== null).map((v) => v.toLowerCase()),
+          // What the Device column shows and sorts by: the configured name, else the hostname.
+          ...c, label: c.name !== null ? c.name : c.hostname, share: all ? c.total_bytes / all : 0, all,
+          search: [c.name, c.owner, c.hostname, c.ip, c.mac].filter((v) => v !== null).map((v) => v.toLowerCase()),
         })),
       };
     }
@@ -336,6 +344,7 @@
   }
 
   function matches(row, needle) {
+    if (state.ownerFilter !== null && row.owner !== state.ownerFilter.owner) return false;
     if (!needle) return true;
     return row.search.some((v) => v.includes(needle));
   }
@@ -374,6 +383,7 @@
     const body = document.querySelector("#devices tbody");
     const drawn = shown.length > state.rowsShown ? shown.slice(0, state.rowsShown) : shown;
     body.replaceChildren(...drawn.map(deviceRow));
+    const columns = String(document.querySelectorAll("#devices thead th").length);
     if (drawn.length < shown.length) {
       const rest = shown.length - drawn.length;
       const more = el("button", { className: "more", attrs: { type: "button" },
@@ -382,11 +392,11 @@
         state.rowsShown += ROWS_AT_ONCE;
         renderTable();
       });
-      body.append(el("tr", { className: "more-row" }, [el("td", { attrs: { colspan: "7" } }, [more])]));
+      body.append(el("tr", { className: "more-row" }, [el("td", { attrs: { colspan: columns } }, [more])]));
     }
     if (shown.length === 0) {
       const text = all.length === 0 ? "No device traffic in this period." : "No device matches the filter.";
-      body.append(el("tr", { className: "empty-row" }, [el("td", { text, attrs: { colspan: "7" } })]));
+      body.append(el("tr", { className: "empty-row" }, [el("td", { text, attrs: { colspan: columns } })]));
     }
     for (const th of document.querySelectorAll("#devices th")) {
       if (th.dataset.key === state.sort.key) {
@@ -405,6 +415,7 @@
       foot.append(el("tr", {}, [
         el("th", { text: shown.length === all.length ? "All devices" : "Shown devices",
           attrs: { scope: "row" }, className: "foot-label col-name" }),
+        el("td", { className: "col-owner" }),
         el("td", { className: "col-ip" }),
         el("td", { className: "col-mac" }),
         bytesText(el("td", { className: "num" }), sum("download_bytes")),
@@ -417,15 +428,20 @@
 
   function deviceRow(row) {
     const name = el("button", { className: "name", attrs: { type: "button" } },
-      row.hostname === null ? [el("span", { className: "unnamed", text: "(no name)" })] : hostname(row.hostname));
+      row.label === null ? [el("span", { className: "unnamed", text: "(no name)" })] : nameText(row.label));
     name.addEventListener("click", () => pickDevice(row.mac));
+    // A configured name has the DHCP hostname beside it: the name the device gives itself.
+    const host = row.name !== null && row.hostname !== null
+      ? [el("span", { className: "host", title: "DHCP hostname" }, nameText(row.hostname))] : [];
     // Shown on narrow screens only, where the IP and MAC columns are not.
     const sub = el("span", { className: "sub", text: row.ip === null ? row.mac : row.ip,
       title: row.ip === null ? row.mac : `${row.ip} · ${row.mac}` });
     const shareBar = el("span", { className: "share-bar" }, [el("span", { className: "share-fill" })]);
     shareBar.firstChild.style.width = `${(100 * row.share).toFixed(2)}%`;
     const tr = el("tr", { attrs: { "data-mac": row.mac } }, [
-      el("td", { className: "col-name" }, [name, sub]),
+      el("td", { className: "col-name" }, [name, ...host, sub]),
+      el("td", { className: "col-owner" }, row.owner === null ? [el("span", { className: "unnamed", text: "–" })]
+        : nameText(row.owner)),
       el("td", { className: "col-ip", text: row.ip === null ? "–" : row.ip }),
       el("td", { className: "col-mac mono", text: row.mac }),
       bytesText(el("td", { className: "num dl-col" }), row.download_bytes),
@@ -439,6 +455,81 @@
       if (event.target.closest("button") === null) pickDevice(row.mac);
     });
     return tr;
+  }
+
+  // --- Owners: per owner totals, and the device table's owner filter ---------------------------
+
+  function ownerName(owner) {
+    return el("span", { className: "owner-name" }, owner === null
+      ? [el("span", { className: "unnamed", text: "(no owner)" })] : nameText(owner));
+  }
+
+  function renderOwners() {
+    const { owners, total } = state.owners;
+    const devices = owners.reduce((n, g) => n + g.devices, 0);
+    $("owners-summary").textContent = owners.length === 0 ? "" : `${owners.length} owners, ${devices} devices`;
+    const body = document.querySelector("#owners tbody");
+    body.replaceChildren(...owners.map((g) => {
+      const picked = state.ownerFilter !== null && state.ownerFilter.owner === g.owner;
+      const tr = el("tr", { className: `${g.owner === null ? "no-owner" : ""}${picked ? " picked" : ""}`.trim() }, [
+        el("th", { className: "col-owner-name", attrs: { scope: "row" } }, [ownerName(g.owner),
+          // Shown on narrow screens only, where the Devices column is not.
+          el("span", { className: "sub", text: g.devices === 1 ? "1 device" : `${g.devices} devices` })]),
+        el("td", { className: "num col-devices", text: String(g.devices) }),
+        bytesText(el("td", { className: "num dl-col" }), g.download_bytes),
+        bytesText(el("td", { className: "num ul-col" }), g.upload_bytes),
+        bytesText(el("td", { className: "num total-col" }), g.total_bytes),
+        el("td", { className: "num col-share", text: percent(g.total_bytes, total.total_bytes) }),
+      ]);
+      tr.title = picked ? "Show every owner's devices" : "Show only this owner's devices";
+      // The row stands for this owner: a click filters the device table (above) by it and
+      // brings the table into view; a second click shows every owner's devices again.
+      tr.addEventListener("click", () => {
+        setOwnerFilter(picked ? null : { owner: g.owner });
+        document.querySelector(".devices").scrollIntoView({ block: "start" });
+      });
+      return tr;
+    }));
+    if (owners.length === 0) {
+      body.append(el("tr", { className: "empty-row" }, [
+        el("td", { text: "No device traffic in this period.", attrs: { colspan: "6" } })]));
+    }
+    const foot = document.querySelector("#owners tfoot");
+    foot.replaceChildren();
+    if (owners.length > 1) {
+      foot.append(el("tr", {}, [
+        el("th", { text: "All devices", attrs: { scope: "row" }, className: "foot-label" }),
+        el("td", { className: "num col-devices", text: String(devices) }),
+        bytesText(el("td", { className: "num" }), total.download_bytes),
+        bytesText(el("td", { className: "num" }), total.upload_bytes),
+        bytesText(el("td", { className: "num" }), total.total_bytes),
+        el("td", { className: "num col-share" }),
+      ]));
+    }
+    renderOwnerFilter();
+  }
+
+  /** The owner filter's choices: every owner of the period by name, then "No owner". */
+  function renderOwnerFilter() {
+    const choices = state.owners.owners.map((g) => g.owner)
+      .sort((a, b) => (a === null ? 1 : b === null ? -1 : BY_NAME.compare(a, b)));
+    if (state.ownerFilter !== null && !choices.includes(state.ownerFilter.owner)) {
+      state.ownerFilter = null; // that owner has no device in this period
+    }
+    const select = $("owner-filter");
+    // Values are indexes into choices: an owner's text is never parsed, not even as a value.
+    select.replaceChildren(el("option", { text: "All owners", attrs: { value: "all" } }),
+      ...choices.map((owner, i) => el("option", { text: owner === null ? "No owner" : owner,
+        attrs: { value: String(i) } })));
+    select.value = state.ownerFilter === null ? "all" : String(choices.indexOf(state.ownerFilter.owner));
+    select.onchange = () => setOwnerFilter(select.value === "all" ? null : { owner: choices[Number(select.value)] });
+  }
+
+  function setOwnerFilter(filter) {
+    state.ownerFilter = filter;
+    state.rowsShown = ROWS_AT_ONCE;
+    renderOwners();
+    renderTable();
   }
 
   function sortBy(key) {
@@ -551,8 +642,12 @@
     const readout = $("device-readout");
     if (state.device === null) return;
     const client = state.usage.clients.find((c) => c.mac === state.device);
-    const name = client && client.hostname !== null ? client.hostname : state.device;
-    title.replaceChildren(...hostname(name), " per day");
+    const shown = client ? [client.name, client.hostname].filter((v) => v !== null) : [];
+    const name = shown.length > 0 ? shown[0] : state.device;
+    // The configured name, with the DHCP hostname beside it when both are known.
+    title.replaceChildren(...nameText(name),
+      ...(shown.length > 1 ? [" ", el("span", { className: "host" }, ["(", ...nameText(shown[1]), ")"])] : []),
+      " per day");
     if (state.deviceHistory === null) {
       box.replaceChildren(el("p", { className: "empty", text: "Loading…" }));
       readout.textContent = "\u00a0";
