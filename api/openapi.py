@@ -139,6 +139,12 @@ def _schemas() -> dict:
             "cap_bytes": _nullable("integer", minimum=0,
                                    description="settings.monthly_cap_gib in bytes (the ISP's "
                                                "allowance per period); null when not set"),
+            "forecast_bytes": _nullable("integer", minimum=0,
+                                        description="the period's total at its pace so far, as of "
+                                                    "the last run; null when too early to tell or "
+                                                    "the period is over"),
+            "forecast_note": {"type": "string",
+                              "description": "how the forecast was made, or why there is none"},
         }),
         "Usage": _object({
             "period": _ref("Period"), "wan": _ref("WanTotals"),

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.alerts import forecast
 from collector.errors import DataUnavailable
 from collector.periods import (
     Period,
@@ -220,13 +221,31 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
     # ISP's allowance per period, not a record of what it was back then.
     wan.update(download_bytes=wan["rx_bytes"], upload_bytes=wan["tx_bytes"],
                total_bytes=wan["rx_bytes"] + wan["tx_bytes"], cap_bytes=settings.monthly_cap_bytes)
+    last = last_run_at(conn)
+    wan["forecast_bytes"], wan["forecast_note"] = _wan_forecast(conn, period, wan["total_bytes"], last)
     return {
         "period": {"label": period.label, "start": period.start.isoformat(),
                    "end": period.end.isoformat()},
         "wan": wan,
         "clients": clients,
-        "updated_at": iso(last_run_at(conn), zone),
+        "updated_at": iso(last, zone),
     }
+
+
+def _wan_forecast(conn: sqlite3.Connection, period: Period, used: int,
+                  last: float | None) -> tuple[int | None, str]:
+    """Where the period's WAN total ends at its pace so far, as of the last run (the alerts'
+    forecast, collector/alerts.py), and how it was made or why there is none."""
+    if last is None or last < period.start.timestamp():
+        return None, "no run in this period yet"
+    if last >= period.end.timestamp():
+        return None, "the period is over"
+    # Measured between the polls, as the alerts do: from the first run's start to the last's.
+    first, polled = conn.execute(
+        "SELECT min(started_at), (SELECT started_at FROM runs ORDER BY id DESC LIMIT 1) "
+        "FROM runs WHERE started_at >= ?", (period.start.timestamp(),)).fetchone()
+    outlook = forecast(used, period, first, polled if polled is not None else last)
+    return outlook.bytes, outlook.note
 
 
 _BYTE_FIELDS = ("rx_bytes", "tx_bytes", "download_bytes", "upload_bytes", "total_bytes")

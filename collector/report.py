@@ -58,6 +58,23 @@ def _sizes(totals: dict) -> tuple[str, str, str]:
             human_bytes(totals["total_bytes"]))
 
 
+def _outlook(wan: dict) -> list[str]:
+    """The cap and the forecast under the WAN line, when there is something to say."""
+    lines = []
+    cap = wan.get("cap_bytes")
+    total = wan["rx_bytes"] + wan["tx_bytes"]
+    if cap:
+        lines.append(f"Cap  {human_bytes(cap)}, {100 * total / cap:.1f}% used")
+    if "forecast_bytes" in wan and wan["forecast_note"] != "the period is over":
+        if wan["forecast_bytes"] is None:
+            lines.append(f"Forecast: {wan['forecast_note']}")
+        else:
+            above = f", {'above' if wan['forecast_bytes'] > cap else 'below'} the cap" if cap else ""
+            lines.append(f"Forecast: {human_bytes(wan['forecast_bytes'])} at the period's end{above} "
+                         f"({wan['forecast_note']})")
+    return lines
+
+
 def render_usage(usage: dict) -> str:
     """The period's WAN total and a per-device table sorted by total: the configured name and
     owner where set, the DHCP hostname beside them."""
@@ -66,6 +83,7 @@ def render_usage(usage: dict) -> str:
         *_heading(usage),
         f"WAN  download {human_bytes(wan['rx_bytes']):>12}   upload {human_bytes(wan['tx_bytes']):>12}"
         f"   total {human_bytes(wan['rx_bytes'] + wan['tx_bytes']):>12}",
+        *_outlook(wan),
         "",
     ]
     clients = usage["clients"]

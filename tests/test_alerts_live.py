@@ -467,3 +467,31 @@ def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet
         assert _run(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts] == [f"netstat-collect: new device {C}"]
     assert stored_usage(data_dir) == truth_of(fleet)
+
+
+def test_report_and_usage_show_the_forecast_or_why_there_is_none(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    config = write_config(tmp_path / "routers.json",
+                          fleet.config({"timezone": "UTC", "monthly_cap_gib": 10}))
+    start = fleet.now  # 15 Nov 12:00; the period ends 1 Dec 00:00, 15.5 days later
+    assert collect(fleet, config, data_dir).code == 0
+    fleet.transfer("main", A, 0, GIB, wan_router="main")
+    _run(fleet, config, data_dir, advance=86400)
+    report = invoke("report", "--data-dir", str(data_dir), now=fleet.now)
+    assert "Cap  10.00 GiB, 10.0% used" in report.stdout
+    assert "Forecast: too early to tell: 1.0 of the 3 days of measuring a forecast needs" in report.stdout
+    for _ in range(3):
+        fleet.transfer("main", A, 0, GIB, wan_router="main")
+        _run(fleet, config, data_dir, advance=86400)
+    used, measured, left = 4 * GIB, fleet.now - start, 15.5 * 86400 - (fleet.now - start)
+    expected = used + round(used / measured * left)  # 4 GiB in 4 days, 11.5 days to go
+    client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
+    wan = client.get("/api/v1/usage").get_json()["wan"]
+    assert wan["forecast_bytes"] == expected == int(15.5 * GIB)
+    assert wan["forecast_note"] == "at the pace of the last 4.0 days (1.00 GiB a day)"
+    report = invoke("report", "--data-dir", str(data_dir), now=fleet.now)
+    assert ("Forecast: 15.50 GiB at the period's end, above the cap (at the pace of the last "
+            "4.0 days (1.00 GiB a day))") in report.stdout
+    past = invoke("report", "--data-dir", str(data_dir), "--period", "2026-10", now=fleet.now)
+    assert "Forecast" not in past.stdout

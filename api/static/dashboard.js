@@ -318,6 +318,15 @@
       elapsed.style.left = `${(100 * fraction * cap) / scale}%`;
       elapsed.title = `${(100 * fraction).toFixed(0)} % of the period has passed`;
       note.append(` · ${(100 * fraction).toFixed(0)} % of the period passed`);
+      // The collector's forecast (collector/alerts.py): a straight line through the period so far.
+      if (wan.forecast_bytes === null) {
+        note.append(` · forecast: ${wan.forecast_note}`);
+      } else {
+        const forecast = el("span", { attrs: { id: "cap-forecast" } });
+        note.append(" · at this pace ", bytesText(forecast, wan.forecast_bytes), " by the period's end");
+        forecast.title = `${exactBytes(wan.forecast_bytes)}; ${wan.forecast_note}`;
+        forecast.classList.toggle("over", wan.forecast_bytes > cap);
+      }
     }
   }
 
