@@ -274,8 +274,8 @@ def alerts(conn: sqlite3.Connection, settings: ReadSettings, now: float, limit: 
     given_up_before = now - DELIVERY_RETRY_SECONDS
     targets: dict[str, dict] = {}
     for alert_id, raised_at, label, sent_at, attempts, error, attempt_at in conn.execute(
-        "SELECT d.alert, a.raised_at, d.label, d.sent_at, d.attempts, d.last_error, d.last_attempt_at "
-        "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert ORDER BY d.alert, d.label"
+        "SELECT d.alert, a.raised_at, d.target, d.sent_at, d.attempts, d.last_error, d.last_attempt_at "
+        "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert ORDER BY d.alert, d.target"
     ):
         status = ("sent" if sent_at is not None else
                   "given_up" if raised_at < given_up_before else "pending")

@@ -28,6 +28,12 @@ QUOTE_CHARS = 64
 # raised, then given up (and shown as such): a cap alert days late is noise.
 DELIVERY_RETRY_SECONDS = 3 * 86400
 
+# More new devices than this in one run are told as one alert listing the first of them:
+# a router inventing MACs must not send thousands of messages.
+NEW_DEVICES_TOLD = 10
+# One message lists at most this many alerts; the rest are in /api/v1/alerts.
+ALERTS_PER_MESSAGE = 20
+
 KINDS = ("cap", "forecast", "device_limit", "owner_limit", "new_device", "down", "recovered")
 
 
@@ -41,15 +47,18 @@ class Forecast:
 
 
 def forecast(used: int, period: Period, measured_from: float | None, at: float) -> Forecast:
-    """A straight line through this period's traffic: used / measured time x the whole period.
+    """A straight line through this period's traffic: what is used plus its pace over the
+    time left.
 
-    The pace is measured from the later of the period's start and the first run in it
-    (a collector installed mid-period has not seen the days before), up to `at`; the
-    forecast is what is used plus that pace over the time left. None before
-    FORECAST_MIN_SECONDS of measuring.
+    The pace is what is used over the time it was counted over: from `measured_from` (see
+    reads.counted_from: the period's start for the Go daemon's totals, else the run before
+    the period's first run; a collector installed mid-period has not seen the days before)
+    up to `at`. None before FORECAST_MIN_SECONDS of measuring.
     """
     start, end = period.start.timestamp(), period.end.timestamp()
-    since = start if measured_from is None else max(start, measured_from)
+    # Not clamped to the period's start: the first deltas of a period were moved since the
+    # run before it, and what the period holds was moved over all of that time.
+    since = start if measured_from is None else measured_from
     measured = max(0.0, min(at, end) - since)
     if measured < FORECAST_MIN_SECONDS:
         days = FORECAST_MIN_SECONDS / 86400
@@ -132,7 +141,9 @@ def due(rules: Alerts, facts: Facts) -> list[Alert]:
     found: list[Alert] = []
     found += _cap(rules, facts)
     found += _limits(rules, facts)
-    if rules.new_device:
+    if rules.new_device and len(facts.new_devices) > NEW_DEVICES_TOLD:
+        found.append(_many_new_devices(facts))
+    elif rules.new_device:
         found += [_new_device(d, facts) for d in facts.new_devices]
     if rules.router_down_minutes is not None:
         found += _outages(rules.router_down_minutes, facts)
@@ -228,6 +239,17 @@ def _new_device(device: NewDevice, facts: Facts) -> Alert:
     )
 
 
+def _many_new_devices(facts: Facts) -> Alert:
+    shown = [device_label(d.mac, facts) for d in facts.new_devices[:NEW_DEVICES_TOLD]]
+    count = len(facts.new_devices)
+    return Alert(
+        "new_device", facts.period.label, f"{count} devices at {outage_label(facts.at)}", "",
+        f"netstat-collect: {count} new devices",
+        f"{count} devices never seen before appeared in one run, among them: {', '.join(shown)}. "
+        f"So many at once may be a router reporting made-up stations.\n{_footer(facts)}",
+    )
+
+
 def outage_label(since: float) -> str:
     """An outage's identity: when it began, in UTC (stable whatever the configured zone)."""
     return datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -266,8 +288,12 @@ def _outages(limit_minutes: float, facts: Facts) -> list[Alert]:
 
 
 def combined(messages: list[tuple[str, str]]) -> tuple[str, str]:
-    """One message for the (title, body) pairs a target is due in one run."""
+    """One message for the (title, body) pairs a target is due in one run, listing at most
+    ALERTS_PER_MESSAGE of them."""
     if len(messages) == 1:
         return messages[0]
     title = f"netstat-collect: {len(messages)} alerts"
-    return title, "\n\n".join(f"{t}\n{b}" for t, b in messages)
+    body = "\n\n".join(f"{t}\n{b}" for t, b in messages[:ALERTS_PER_MESSAGE])
+    if len(messages) > ALERTS_PER_MESSAGE:
+        body += f"\n\n... and {len(messages) - ALERTS_PER_MESSAGE} more: see /api/v1/alerts."
+    return title, body

@@ -131,17 +131,22 @@ def _print_checks(checks, targets_bad: int = 0) -> None:
 
 def _targets(config) -> list[tuple[str, str]]:
     """(URL, label) of every notification target in the configuration."""
-    from collector.storage import target_label
-
     targets = config.alerts.targets if config.alerts else ()
-    return [(t.reveal(), target_label(t.reveal(), i)) for i, t in enumerate(targets)]
+    return [(t.url.reveal(), t.label) for t in targets]
 
 
 def _check_targets(config) -> int:
-    """Validate every notification URL with Apprise, sending nothing; how many are unusable."""
+    """Validate every notification URL with Apprise, sending nothing; how many problems.
+
+    What run-once only warns about (an unreadable notify_file, a line that is no URL, a
+    URL given twice) is a problem here: this is where the file gets fixed.
+    """
     targets = _targets(config)
+    file_problem = config.alerts.notify_problem if config.alerts else ""
+    if file_problem:
+        click.echo(f"notify file {config.alerts.notify_file}: PROBLEM: {file_problem}")
     if not targets:
-        return 0
+        return 1 if file_problem else 0
     from collector.notify import validate
 
     problems = validate([url for url, _ in targets])
@@ -150,7 +155,7 @@ def _check_targets(config) -> int:
                                           else f"PROBLEM: {problem}"))
     bad = sum(1 for p in problems if p is not None)
     click.echo(f"{len(targets) - bad} notification target(s) OK, {bad} with problems")
-    return bad
+    return bad + (1 if file_problem else 0)
 
 
 @cli.command("check-router")
@@ -210,15 +215,19 @@ def notify_test(config_path: str) -> None:
     config = _load_config(config_path)
     targets = _targets(config)
     if not targets:
+        problem = config.alerts.notify_problem if config.alerts else ""
         raise ExitError(f"{config.path}: alerts.notify_file: no notification target to test "
-                        "(put one Apprise URL per line in that file)", EXIT_CONFIG)
+                        f"({problem or 'put one Apprise URL per line in that file'})", EXIT_CONFIG)
     at = datetime.fromtimestamp(_clock()(), config.settings.zone()).strftime("%Y-%m-%d %H:%M %Z")
     body = (f"A test message from netstat-collect on {socket.gethostname()}, {at}. "
             "Alerts will reach you here.")
     if config.settings.public_url:
         body += f"\nDashboard: {config.settings.public_url}"
-    sent = send_all([Message(url, label, "netstat-collect: test message", body)
-                     for url, label in targets], config.alerts.deadline_seconds)
+    try:
+        sent = send_all([Message(url, label, "netstat-collect: test message", body)
+                         for url, label in targets], config.alerts.deadline_seconds)
+    except OSError as e:
+        raise ExitError(f"cannot start the sending process: {e.strerror or e}", EXIT_PARTIAL) from None
     for outcome in sent:
         click.echo(f"{outcome.label}: " + ("sent" if outcome.error is None else f"FAILED ({outcome.error})"))
     bad = sum(1 for outcome in sent if outcome.error is not None)

@@ -118,11 +118,21 @@ class DeviceLabel:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A notification target: its label (`mailto #1`), the only name it is known by, and its
+    Apprise URL, a secret."""
+
+    label: str
+    url: Secret
+
+
+@dataclass(frozen=True)
 class Alerts:
     """The `alerts` section: what to tell whom, and when. Evaluated by collector/alerts.py."""
 
     notify_file: str = ""  # one Apprise URL per line; "" sends nothing
-    targets: tuple[Secret, ...] = ()  # the file's URLs: they often hold passwords or tokens
+    targets: tuple[Target, ...] = ()  # the file's URLs: they often hold passwords or tokens
+    notify_problem: str = ""  # what is wrong with notify_file (check-config and notify-test fail)
     thresholds_percent: tuple[int, ...] = (80, 100)  # of the cap, and of each limit
     forecast: bool = True  # tell when the pace says the period ends above the cap
     device_limits_bytes: tuple[tuple[str, int], ...] = ()  # (mac, bytes) per period
@@ -283,10 +293,19 @@ def parse_config(document: Any, path: str = "<config>") -> Config:
                   devices=devices, alerts=alerts)
 
 
+def _text(path: str, where: str, value: str) -> str:
+    """Text that can be stored: JSON allows a lone surrogate (`"\\ud800"`), UTF-8 does not."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(path, where, "holds a lone surrogate (\\ud800-\\udfff), which is no character") from None
+    return value
+
+
 def _label(path: str, where: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _fail(path, where, f"must be a string, got {json.dumps(value)}")
-    value = value.strip()
+    value = _text(path, where, value.strip())
     if len(value) > LABEL_MAX_CHARS:
         raise _fail(path, where, f"is {len(value)} characters long; at most {LABEL_MAX_CHARS}")
     return value
@@ -346,7 +365,7 @@ def _parse_alerts(doc: Any, devices: dict[str, DeviceLabel], path: str, found: l
     notify_file = doc.get("notify_file", "")
     if not isinstance(notify_file, str):
         raise _fail(path, "alerts.notify_file", "must be a file's path")
-    targets = _targets(notify_file, path, found) if notify_file else ()
+    targets, notify_problem = _targets(notify_file, path, found) if notify_file else ((), "")
     thresholds = doc.get("thresholds_percent", list(defaults.thresholds_percent))
     if not isinstance(thresholds, list):
         raise _fail(path, "alerts.thresholds_percent", "must be a list of percentages such as [80, 100]")
@@ -358,6 +377,7 @@ def _parse_alerts(doc: Any, devices: dict[str, DeviceLabel], path: str, found: l
     owners = {d.owner for d in devices.values() if d.owner}
 
     def owner_of(key: str) -> str:
+        _text(path, f"alerts.owner_limits_gib.{json.dumps(key)}", key)
         if key not in owners:
             found.append(f"{path}: alerts.owner_limits_gib.{json.dumps(key)}: no device in \"devices\" "
                          "has this owner yet")
@@ -369,20 +389,34 @@ def _parse_alerts(doc: Any, devices: dict[str, DeviceLabel], path: str, found: l
         down = float(_number(path, "alerts.router_down_minutes", down, lo=1, hi=10**6))
     deadline = float(_number(path, "alerts.deadline_seconds",
                              doc.get("deadline_seconds", defaults.deadline_seconds), lo=1, hi=300))
-    return Alerts(notify_file=notify_file, targets=targets, thresholds_percent=thresholds,
+    return Alerts(notify_file=notify_file, targets=targets, notify_problem=notify_problem,
+                  thresholds_percent=thresholds,
                   forecast=_flag(path, "alerts.forecast", doc.get("forecast", defaults.forecast)),
                   device_limits_bytes=device_limits, owner_limits_bytes=owner_limits,
                   new_device=_flag(path, "alerts.new_device", doc.get("new_device", defaults.new_device)),
                   router_down_minutes=down, deadline_seconds=deadline)
 
 
-def _targets(notify_file: str, path: str, found: list[str]) -> tuple[Secret, ...]:
-    """The notification targets: one Apprise URL per line; blank lines and `#` comments skipped.
+def target_label(url: str, index: int) -> str:
+    """How messages, logs, the ledger and the API name a target: its kind and place among
+    the file's URLs (`mailto #1`). Never its host: for many services (`tgram://TOKEN/chat`)
+    the host is the secret, and even a hash of the URL gives a short secret away."""
+    scheme = url.split("://", 1)[0]
+    if not scheme.isascii() or not scheme.replace("+", "").isalnum():
+        scheme = "url"
+    return f"{scheme[:16].lower()} #{index + 1}"
 
-    Read with the configuration, kept as Secrets, never quoted in a message: they hold
-    SMTP passwords and bot tokens. Whether each URL is one Apprise understands is checked
-    by `check-config` (collector/notify.py), which imports Apprise; loading the
-    configuration does not.
+
+def _targets(notify_file: str, path: str, found: list[str]) -> tuple[tuple[Target, ...], str]:
+    """The notification targets, and what is wrong with the file ("" when nothing is).
+
+    One Apprise URL per line; blank lines and `#` comments skipped. Read with the
+    configuration, kept as Secrets, never quoted in a message: they hold SMTP passwords
+    and bot tokens. A file that cannot be read, a line that is no URL and a URL given
+    twice are warnings here, not errors: notifications must never stop the counting
+    (check-config and notify-test fail on them). Whether each URL is one Apprise
+    understands is checked by check-config (collector/notify.py), which imports Apprise;
+    loading the configuration does not.
     """
     where = "alerts.notify_file"
     try:
@@ -391,22 +425,32 @@ def _targets(notify_file: str, path: str, found: list[str]) -> tuple[Secret, ...
             text = f.read(1_000_000)
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise _fail(path, where, f"cannot read {notify_file}: {reason}") from None
+        problem = f"cannot read {notify_file}: {reason}"
+        found.append(f"{path}: {where}: {problem}; alerts are recorded but not sent")
+        return (), problem
     if mode & stat.S_IROTH:
         found.append(f"{path}: {where}: {notify_file} is readable by every user of this machine: "
                      f"chmod o-r {notify_file}")
-    targets = []
+    urls: list[str] = []
+    problems = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in line) or "://" not in line:
-            raise _fail(path, where, f"{notify_file} line {number}: not an Apprise URL "
-                        "(one per line, such as mailto://user:password@example.com)")
-        targets.append(Secret(line))
-    if not targets:
-        found.append(f"{path}: {where}: {notify_file} holds no URL: no alert will be sent")
-    return tuple(targets)
+        if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs") for ch in line) \
+                or "://" not in line:
+            problems.append(f"{notify_file} line {number}: not an Apprise URL (one per line, such as "
+                            "mailto://user:password@example.com); skipped")
+        elif line in urls:
+            problems.append(f"{notify_file} line {number}: the same URL as an earlier line; skipped "
+                            "(it would get every message twice)")
+        else:
+            urls.append(line)
+    if not urls:
+        problems.append(f"{notify_file} holds no URL: no alert will be sent")
+    found.extend(f"{path}: {where}: {problem}" for problem in problems)
+    targets = tuple(Target(target_label(url, i), Secret(url)) for i, url in enumerate(urls))
+    return targets, "; ".join(problems)
 
 
 def _parse_settings(doc: Any, path: str, found: list[str]) -> Settings:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -130,25 +132,46 @@ class Message:
 CHILD_ADDRESS_SPACE_BYTES = 384 * 2**20
 
 
+# The child's whole program: isolated (-I: neither the current directory nor PYTHON*
+# variables choose what it imports), importing this very package from where the parent has it.
+_CHILD_PROGRAM = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                  "from collector.notify import _child; _child(int(sys.argv[2]), float(sys.argv[3]))")
+
+
+def _child_environment() -> dict[str, str]:
+    """The run's environment without its own secrets (ubus passwords) and settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+    env["MALLOC_ARENA_MAX"] = "2"  # a few arenas, not one reserved per sending thread
+    return env
+
+
 def send_all(messages: list[Message], deadline: float) -> list[Sent]:
     """Send each message to its target, all at once, from a child process that has
     `deadline` seconds in all and is killed then.
 
     A process rather than threads: a service that hangs or floods the answer cannot hold
-    the run past the deadline, nor grow its memory (the child's address space is capped),
-    and nothing is left running when the run ends. The child reports each outcome as it
+    the run past the deadline, nor grow its memory (the child's address space is capped).
+    Nothing is left running when the run ends: the child is killed if the run is
+    interrupted, dies with the run (PR_SET_PDEATHSIG) if the run is killed, and ends
+    itself a second after its deadline whatever happens. It reports each outcome as it
     comes, so the ones that finished before the deadline are kept.
     """
     payload = json.dumps([dataclasses.asdict(m) for m in messages])
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     child = subprocess.Popen(
-        [sys.executable, "-m", "collector.notify"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env={**os.environ, "MALLOC_ARENA_MAX": "2"},
-        start_new_session=True)  # a Ctrl-C meant for the run does not leave half a send behind
+        [sys.executable, "-I", "-c", _CHILD_PROGRAM, package_root, str(os.getpid()), repr(deadline)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
+        env=_child_environment(),
+        start_new_session=True)  # a Ctrl-C at the terminal reaches the run, which kills it
     try:
         out, _ = child.communicate(payload.encode(), timeout=deadline)
     except subprocess.TimeoutExpired:
         child.kill()
         out, _ = child.communicate()
+    except BaseException:
+        child.kill()  # interrupted: nothing may be sent that the run cannot record
+        child.wait()
+        raise
     outcomes: dict[str, str | None] = {}
     for line in out.decode("utf-8", "replace").splitlines()[:len(messages)]:
         try:
@@ -166,8 +189,22 @@ def send_all(messages: list[Message], deadline: float) -> list[Sent]:
     return sent
 
 
-def _child() -> None:
-    """`python -m collector.notify`: the messages as JSON on stdin, one outcome per line out."""
+def _die_with(parent: int, deadline: float) -> None:
+    """End this process when the run that started it ends, and a second after the deadline."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the alarm below still ends it
+    if os.getppid() != parent:  # the run ended before the line above took effect
+        os._exit(1)
+    signal.alarm(math.ceil(deadline) + 1)  # SIGALRM's default action ends the process
+
+
+def _child(parent: int, deadline: float) -> None:
+    """The sending process: the messages as JSON on stdin, one outcome per line out."""
+    _die_with(parent, deadline)
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE_BYTES, CHILD_ADDRESS_SPACE_BYTES))
     threading.stack_size(2 * 2**20)  # not 8 MiB of address space per target
     messages = [Message(**m) for m in json.load(sys.stdin)]
@@ -185,7 +222,3 @@ def _child() -> None:
         w.start()
     for w in workers:
         w.join()
-
-
-if __name__ == "__main__":
-    _child()

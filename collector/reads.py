@@ -28,7 +28,15 @@ from collector.periods import (
     period_containing,
     period_for_label,
 )
-from collector.schema import LEASES_DB, STATS_DB, WAN, has_table, sqlite_uri
+from collector.schema import (
+    LEASES_DB,
+    LEGACY_ROUTER,
+    STATS_DB,
+    WAN,
+    column_names,
+    has_table,
+    sqlite_uri,
+)
 
 # A reader waits this long for a writer's commit instead of failing with "database is locked".
 BUSY_TIMEOUT_SECONDS = 10
@@ -232,6 +240,25 @@ def usage(conn: sqlite3.Connection, period: Period, settings: ReadSettings) -> d
     }
 
 
+def counted_from(conn: sqlite3.Connection, period: Period) -> float | None:
+    """Since when a period's bytes have been counted, for its pace: its start when the Go
+    daemon's totals are in it (the daemon counted from then); else the run before the
+    period's first run, whose polls its first deltas started from (`periods.counted_from`);
+    else the first run in it; None when no run has counted in it."""
+    if not has_table(conn, "runs"):
+        return None
+    if has_table(conn, "usage_period") and conn.execute(
+            "SELECT 1 FROM usage_period WHERE period = ? AND router = ? LIMIT 1",
+            (period.label, LEGACY_ROUTER)).fetchone() is not None:
+        return period.start.timestamp()
+    if has_table(conn, "periods") and "counted_from" in column_names(conn, "periods"):
+        row = conn.execute("SELECT counted_from FROM periods WHERE label = ?", (period.label,)).fetchone()
+        if row is not None and row[0] is not None:
+            return row[0]
+    return conn.execute("SELECT min(started_at) FROM runs WHERE started_at >= ?",
+                        (period.start.timestamp(),)).fetchone()[0]
+
+
 def _wan_forecast(conn: sqlite3.Connection, period: Period, used: int,
                   last: float | None) -> tuple[int | None, str]:
     """Where the period's WAN total ends at its pace so far, as of the last run (the alerts'
@@ -240,11 +267,9 @@ def _wan_forecast(conn: sqlite3.Connection, period: Period, used: int,
         return None, "no run in this period yet"
     if last >= period.end.timestamp():
         return None, "the period is over"
-    # Measured between the polls, as the alerts do: from the first run's start to the last's.
-    first, polled = conn.execute(
-        "SELECT min(started_at), (SELECT started_at FROM runs ORDER BY id DESC LIMIT 1) "
-        "FROM runs WHERE started_at >= ?", (period.start.timestamp(),)).fetchone()
-    outlook = forecast(used, period, first, polled if polled is not None else last)
+    # Measured between the polls, as the alerts do: up to the last run's start.
+    polled = conn.execute("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0]
+    outlook = forecast(used, period, counted_from(conn, period), polled)
     return outlook.bytes, outlook.note
 
 

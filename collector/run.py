@@ -158,10 +158,12 @@ def _collect(config: Config, data_dir: Path, now: Callable[[], float], *, dry_ru
         # 8. notify: after the commit, so no service can delay or undo the accounting.
         try:
             result.deliveries = deliver(stats, config, now)
-        except (StorageError, sqlite3.Error) as e:
-            # The run is committed: a ledger that cannot be read or written now (a reader
-            # holding a lock too long, a full disk) is a note, never a failed run.
-            result.notes.append(f"alerts not delivered this run: {e}; the next run tries again "
+        except Exception as e:  # noqa: BLE001 (whatever it is, the run is committed)
+            # A ledger that cannot be read or written now (a reader holding a lock too long,
+            # a full disk), a sending process that cannot be started (no memory for a fork,
+            # the interpreter gone after an upgrade): a note, never a failed run.
+            reason = str(e) if isinstance(e, (StorageError, sqlite3.Error)) else f"{type(e).__name__}: {e}"
+            result.notes.append(f"alerts not delivered this run: {reason}; the next run tries again "
                                 "(a message that went out may then be sent once more)")
         return result
 
@@ -176,8 +178,7 @@ def deliver(stats: storage.Database, config: Config, now: Callable[[], float]) -
     rules = config.alerts
     if rules is None or not rules.targets:
         return []
-    targets = {storage.target_id(t.reveal()): (t, storage.target_label(t.reveal(), i))
-               for i, t in enumerate(rules.targets)}
+    targets = {t.label: t for t in rules.targets}
     pending = storage.pending_deliveries(stats.conn, list(targets), now())
     if not pending:
         return []
@@ -187,10 +188,9 @@ def deliver(stats: storage.Database, config: Config, now: Callable[[], float]) -
     for p in pending:
         by_target.setdefault(p.target, []).append(p)
     messages = []
-    for target, items in by_target.items():
-        secret, label = targets[target]
+    for label, items in by_target.items():
         title, body = alerts.combined([(p.title, p.body) for p in items])
-        messages.append(notify.Message(secret.reveal(), label, title, body))
+        messages.append(notify.Message(targets[label].url.reveal(), label, title, body))
     sent = notify.send_all(messages, rules.deadline_seconds)
     at = now()
     for (target, items), outcome in zip(by_target.items(), sent, strict=True):

@@ -70,7 +70,9 @@ ALTER TABLE baselines ADD COLUMN connected_hint INTEGER NOT NULL DEFAULT 0;
 # `devices`: the configuration's names and owners as of the last run (replaced by each run, so
 # every period shows today's names). `known_devices`: every MAC ever seen, for "new device"
 # alerts. `alerts`: each alert raised, once per (kind, period, subject, threshold);
-# `alert_deliveries`: its delivery to each notification target, retried until sent.
+# `alert_deliveries`: its delivery to each notification target (by its label, `mailto #1`:
+# never its URL, nor a hash of it), retried until sent. `periods.counted_from`: since when the
+# collector's counting for a period ran (the run before its first run), for the forecast.
 _STATS_V3 = """
 CREATE TABLE devices (
     mac TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT ''
@@ -87,10 +89,11 @@ CREATE TABLE alerts (
     UNIQUE (kind, period, subject, threshold));
 CREATE TABLE alert_deliveries (
     alert INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE, target TEXT NOT NULL,
-    label TEXT NOT NULL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT, last_attempt_at REAL,
+    sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_attempt_at REAL,
     PRIMARY KEY (alert, target)) WITHOUT ROWID;
 CREATE INDEX alert_deliveries_pending ON alert_deliveries (sent_at, alert);
+CREATE INDEX alerts_by_time ON alerts (raised_at);
+ALTER TABLE periods ADD COLUMN counted_from REAL;
 """
 
 # The Go daemon's dhcp_leases gains a router column, unless an earlier upgrade added it.

@@ -34,6 +34,7 @@ from collector.config import Alerts, DeviceLabel
 from collector.errors import LockBusy, StorageError
 from collector.parse import Lease
 from collector.periods import local_timestamp, period_containing, period_for_label
+from collector.reads import counted_from
 from collector.schema import (
     LEASES_ROUTER_COLUMN,
     LEASES_STEPS,
@@ -427,7 +428,8 @@ def commit_stats(
             "INSERT OR REPLACE INTO router_uptime (router, uptime_seconds, sampled_at) VALUES (?, ?, ?)",
             [(r, m.uptime_seconds, m.sampled_at) for r, m in update.uptimes.items()],
         )
-        failing_before = _failing_since(conn, update.endpoints)
+        history = _endpoint_history(conn, update.endpoints)
+        previous_run = _previous_run_start(conn)
         for s in update.endpoints:
             if s.ok:
                 conn.execute(
@@ -444,9 +446,12 @@ def commit_stats(
                     "last_attempt_at, failing_since) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (router, endpoint) DO UPDATE SET last_error = excluded.last_error, "
                     "last_error_at = excluded.last_error_at, last_attempt_at = excluded.last_attempt_at, "
-                    "failing_since = coalesce(failing_since, excluded.failing_since)",
-                    # An outage is dated by the runs that saw it: it began with this run.
-                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at, update.started_at),
+                    "failing_since = ?",
+                    # An outage is dated by the runs that saw it: it began with this run, unless
+                    # the previous run saw it too (not a router left out of the config meanwhile).
+                    (s.router, s.endpoint, log_safe(s.error), s.at, s.at, update.started_at,
+                     _outage_start(history.get((s.router, s.endpoint)), previous_run)
+                     or update.started_at),
                 )
         ok = sum(1 for s in update.endpoints if s.ok)
         conn.execute(
@@ -457,7 +462,8 @@ def commit_stats(
             "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?", (RUNS_KEPT,)
         )
         _store_labels(conn, update.labels)
-        raised = _raise_alerts(conn, update, failing_before, zone, month_start_day)
+        _record_counting(conn, update, previous_run, zone, month_start_day)
+        raised = _raise_alerts(conn, update, history, previous_run, zone, month_start_day)
         _refresh_monthly_stats(conn, update.current_period_at, zone, month_start_day)
         conn.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -549,56 +555,91 @@ def commit_leases(
 _IN_CHUNK = 500  # host parameters per IN (...) query, well below SQLite's limit
 
 
-def _failing_since(conn: sqlite3.Connection, statuses: list[EndpointStatus]) -> dict:
-    """(router, endpoint) -> since when it has been failing, before this run; None if it was not."""
+@dataclass(frozen=True)
+class EndpointHistory:
+    """An endpoint's row before this run: for outages, recoveries and first contact."""
+
+    failing_since: float | None
+    last_ok_at: float | None
+    last_attempt_at: float | None
+
+
+def _endpoint_history(conn: sqlite3.Connection, statuses: list[EndpointStatus]) -> dict:
+    """(router, endpoint) -> its EndpointHistory before this run, for the routers in it."""
     routers = sorted({s.router for s in statuses})
     found: dict = {}
+    if "failing_since" not in column_names(conn, "router_endpoints"):
+        return found  # a dry run's snapshot from before version 3
     for i in range(0, len(routers), _IN_CHUNK):
         chunk = routers[i:i + _IN_CHUNK]
-        found.update(((r, e), since) for r, e, since in conn.execute(
-            "SELECT router, endpoint, failing_since FROM router_endpoints "
+        found.update(((r, e), EndpointHistory(since, ok_at, attempt_at))
+                     for r, e, since, ok_at, attempt_at in conn.execute(
+            "SELECT router, endpoint, failing_since, last_ok_at, last_attempt_at FROM router_endpoints "
             f"WHERE router IN ({','.join('?' * len(chunk))})", chunk))
     return found
 
 
-def target_id(url: str) -> str:
-    """A notification target's identity in the ledger: a hash of its URL, never the URL."""
-    import hashlib
-
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+def _previous_run_start(conn: sqlite3.Connection) -> float | None:
+    row = conn.execute("SELECT started_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else row[0]
 
 
-def target_label(url: str, index: int) -> str:
-    """How messages, logs and the API name a target: its kind and place in notify_file.
+def _outage_start(before: EndpointHistory | None, previous_run: float | None) -> float | None:
+    """When the endpoint's current outage began, if it was failing in the previous run.
 
-    Not its host: for many services (`tgram://TOKEN/chat`) the host is the secret.
+    An outage recorded before a gap in the endpoint's attempts (its router left out of the
+    configuration for a while) is over: nobody knows what it did meanwhile.
     """
-    scheme = url.split("://", 1)[0]
-    if not scheme.isascii() or not scheme.replace("+", "").isalnum():
-        scheme = "url"
-    return f"{scheme[:16].lower()} #{index + 1}"
+    if before is None or before.failing_since is None or previous_run is None:
+        return None
+    if before.last_attempt_at is None or before.last_attempt_at < previous_run:
+        return None
+    return before.failing_since
 
 
-def _unknown_devices(conn: sqlite3.Connection, update: RunUpdate) -> list[alerts.NewDevice]:
-    """MACs seen this run (stations, leases) that no run has recorded in known_devices."""
-    seen: dict[str, alerts.NewDevice] = {}
+def _record_counting(conn: sqlite3.Connection, update: RunUpdate, previous_run: float | None,
+                     zone: ZoneInfo, month_start_day: int) -> None:
+    """Remember since when this run's period has been counted, for the forecast: the previous
+    run (this run's bytes were moved since then), or this run when there is none."""
+    label = period_containing(update.current_period_at, zone, month_start_day).label
+    _record_period(conn, label, zone, month_start_day)
+    conn.execute("UPDATE periods SET counted_from = ? WHERE label = ? AND counted_from IS NULL",
+                 (update.started_at if previous_run is None else previous_run, label))
+
+
+def _unknown_devices(conn: sqlite3.Connection, update: RunUpdate,
+                     history: dict) -> tuple[list[alerts.NewDevice], list[alerts.NewDevice]]:
+    """MACs seen this run that no run has recorded in known_devices: (to tell, to learn quietly).
+
+    Devices of a router's first successful answer (a router just added to the configuration)
+    are learnt, not told: they were there before anyone looked.
+    """
+    def first_contact(router: str, endpoint: str) -> bool:
+        before = history.get((router, endpoint))
+        return before is None or before.last_ok_at is None
+
+    seen: dict[str, tuple[alerts.NewDevice, bool]] = {}
     for router, leases in update.leases.items():
+        quiet = first_contact(router, "dhcp_leases")
         for lease in leases:
-            seen.setdefault(lease.mac, alerts.NewDevice(lease.mac, router, lease.hostname, lease.ip))
+            seen.setdefault(lease.mac, (alerts.NewDevice(lease.mac, router, lease.hostname, lease.ip), quiet))
     for router, baselines in update.baselines.items():
+        quiet = first_contact(router, "ap_stats")
         for device in baselines:
-            if device != WAN and device not in seen:
-                seen[device] = alerts.NewDevice(device, router)
-    for u in update.usage:
-        if u.device != WAN and u.device not in seen:
-            seen[u.device] = alerts.NewDevice(u.device, u.router)
+            if device != WAN:
+                known = seen.get(device)
+                if known is None:
+                    seen[device] = (alerts.NewDevice(device, router), quiet)
+                elif known[1] and not quiet:
+                    seen[device] = (known[0], False)  # a lease on a new router, a station on an old one
     macs = sorted(seen)
-    known: set[str] = set()
+    known_macs: set[str] = set()
     for i in range(0, len(macs), _IN_CHUNK):
         chunk = macs[i:i + _IN_CHUNK]
-        known.update(m for (m,) in conn.execute(
+        known_macs.update(m for (m,) in conn.execute(
             f"SELECT mac FROM known_devices WHERE mac IN ({','.join('?' * len(chunk))})", chunk))
-    return [seen[m] for m in macs if m not in known]
+    new = [seen[m] for m in macs if m not in known_macs]
+    return [d for d, quiet in new if not quiet], [d for d, quiet in new if quiet]
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -606,52 +647,65 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
-def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, failing_before: dict,
-                new_devices: list[alerts.NewDevice], zone: ZoneInfo, month_start_day: int,
-                *, pending: list[Usage] = ()) -> alerts.Facts:
+def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, history: dict,
+                previous_run: float | None, new_devices: list[alerts.NewDevice], zone: ZoneInfo,
+                month_start_day: int, *, pending: list[Usage] = ()) -> alerts.Facts:
     """What the alerts are judged on after this run: the period's totals in the database plus
     `pending` (a dry run's usage, not written), this run's endpoint outcomes and new MACs."""
     period = period_containing(update.current_period_at, zone, month_start_day)
     totals: dict[str, int] = {}
-    first_run = update.started_at
-    ledger = conn is not None and has_table(conn, "alerts")
     rules = update.alert_rules
     per_device = rules is not None and bool(rules.device_limits_bytes or rules.owner_limits_bytes)
+    ledger = conn is not None and has_table(conn, "alerts")
+    measured_from = update.started_at if previous_run is None else previous_run
     if conn is not None and has_table(conn, "usage_period"):
         # Every device's total only when a limit needs it: the WAN's alone is one index range.
         only_wan = "" if per_device else f"AND device = '{WAN}' "
         totals.update(conn.execute(
             f"SELECT device, sum(rx_bytes) + sum(tx_bytes) FROM usage_period WHERE period = ? "
             f"{only_wan}GROUP BY device", (period.label,)))
-        row = conn.execute("SELECT min(started_at) FROM runs WHERE started_at >= ?",
-                           (period.start.timestamp(),)).fetchone()
-        if row[0] is not None:
-            first_run = min(first_run, row[0])
+        measured_from = counted_from(conn, period) or measured_from
     for u in pending:
         if u.period == period.label and (per_device or u.device == WAN):
             totals[u.device] = totals.get(u.device, 0) + u.rx_bytes + u.tx_bytes
     hostnames = {x.mac: x.hostname for leases in update.leases.values() for x in leases if x.hostname}
     facts = alerts.Facts(
         at=update.current_period_at, zone=zone, period=period, wan_bytes=totals.pop(WAN, 0),
-        cap_bytes=update.monthly_cap_bytes, measured_from=first_run, device_bytes=totals,
+        cap_bytes=update.monthly_cap_bytes, measured_from=measured_from, device_bytes=totals,
         labels=dict(update.labels), hostnames=hostnames, new_devices=new_devices,
         public_url=update.public_url,
     )
     for s in update.endpoints:
-        before = failing_before.get((s.router, s.endpoint))
+        since = _outage_start(history.get((s.router, s.endpoint)), previous_run)
         if not s.ok:
-            facts.failing.append(alerts.Failing(s.router, s.endpoint, before or update.started_at,
+            facts.failing.append(alerts.Failing(s.router, s.endpoint, since or update.started_at,
                                                 s.error))
-        elif before is not None:
+        elif since is not None:
             alerted = ledger and conn.execute(
                 "SELECT 1 FROM alerts WHERE kind = 'down' AND period = ? AND subject = ?",
-                (alerts.outage_label(before), f"{s.router}/{s.endpoint}")).fetchone() is not None
-            facts.recovered.append(alerts.Recovered(s.router, s.endpoint, before, alerted))
+                (alerts.outage_label(since), f"{s.router}/{s.endpoint}")).fetchone() is not None
+            facts.recovered.append(alerts.Recovered(s.router, s.endpoint, since, alerted))
     return facts
 
 
-def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: dict, zone: ZoneInfo,
-                  month_start_day: int) -> list[alerts.Alert]:
+def _learn_devices(conn: sqlite3.Connection, update: RunUpdate, history: dict) -> list[alerts.NewDevice]:
+    """Record this run's unknown MACs as known; the ones to tell about."""
+    tell, quiet = _unknown_devices(conn, update, history)
+    conn.executemany("INSERT OR IGNORE INTO known_devices (mac, first_seen) VALUES (?, ?)",
+                     ((d.mac, update.started_at) for d in tell + quiet))
+    if _meta(conn, "new_devices_since") is None:
+        # The first run that looks (a new install, or new_device just switched on) learns the
+        # whole network, every device with history included, without telling: it was there.
+        conn.execute(f"INSERT OR IGNORE INTO known_devices (mac, first_seen) SELECT device, "
+                     f"min(last_seen) FROM usage_period WHERE device != '{WAN}' GROUP BY device")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('new_devices_since', ?)",
+                     (repr(update.started_at),))
+        return []
+    return tell
+
+
+def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, history: dict,
+                  previous_run: float | None, zone: ZoneInfo, month_start_day: int) -> list[alerts.Alert]:
     """Record each due alert not raised before, with a delivery for every target: in the run's
     transaction, so an alert is raised exactly when the bytes that raised it are committed."""
     rules = update.alert_rules
@@ -662,17 +716,8 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: d
         if rules is None:
             return []
     else:
-        new_devices = _unknown_devices(conn, update)
-        conn.executemany("INSERT INTO known_devices (mac, first_seen) VALUES (?, ?)",
-                         ((d.mac, update.started_at) for d in new_devices))
-        if _meta(conn, "new_devices_since") is None:
-            # The first run that looks (a new install, or new_device just switched on) learns
-            # every MAC it sees: otherwise it would announce the whole network as new.
-            new_devices = []
-            conn.execute("INSERT INTO meta (key, value) VALUES ('new_devices_since', ?)",
-                         (repr(update.started_at),))
-    facts = alert_facts(conn, update, failing_before, new_devices, zone, month_start_day)
-    targets = [(target_id(t.reveal()), target_label(t.reveal(), i)) for i, t in enumerate(rules.targets)]
+        new_devices = _learn_devices(conn, update, history)
+    facts = alert_facts(conn, update, history, previous_run, new_devices, zone, month_start_day)
     raised = []
     for alert in alerts.due(rules, facts):
         cursor = conn.execute(
@@ -680,11 +725,16 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, failing_before: d
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (alert.kind, alert.period, alert.subject, alert.threshold, update.started_at,
              alert.title, alert.body))
-        if cursor.rowcount != 1:
-            continue
-        raised.append(alert)
-        conn.executemany("INSERT INTO alert_deliveries (alert, target, label) VALUES (?, ?, ?)",
-                         ((cursor.lastrowid, tid, label) for tid, label in targets))
+        if cursor.rowcount == 1:
+            raised.append(alert)
+    # Every target configured now owes every alert still in the retry window that it has no
+    # row for: the new ones, and older ones for a target added since (or whose file was
+    # unreadable then). A target is its label: a URL fixed in place keeps its pending rows.
+    window = update.started_at - alerts.DELIVERY_RETRY_SECONDS
+    conn.executemany(
+        "INSERT OR IGNORE INTO alert_deliveries (alert, target) "
+        "SELECT id, ? FROM alerts WHERE raised_at >= ?",
+        ((t.label, window) for t in rules.targets))
     return raised
 
 
@@ -698,13 +748,15 @@ def preview_alerts(conn: sqlite3.Connection | None, update: RunUpdate, zone: Zon
     if rules is None:
         return []
     version = 0 if conn is None else schema_version(conn)
-    failing_before: dict = {}
+    history: dict = {}
+    previous_run = None
     new_devices: list[alerts.NewDevice] = []
-    if version >= 3:
-        failing_before = _failing_since(conn, update.endpoints)
-        if rules.new_device and _meta(conn, "new_devices_since") is not None:
-            new_devices = _unknown_devices(conn, update)
-    facts = alert_facts(conn, update, failing_before, new_devices, zone, month_start_day,
+    if conn is not None and has_table(conn, "runs"):
+        history = _endpoint_history(conn, update.endpoints)
+        previous_run = _previous_run_start(conn)
+    if version >= 3 and rules.new_device and _meta(conn, "new_devices_since") is not None:
+        new_devices = _unknown_devices(conn, update, history)[0]
+    facts = alert_facts(conn, update, history, previous_run, new_devices, zone, month_start_day,
                         pending=update.usage)
     due = alerts.due(rules, facts)
     if version < 3:
@@ -717,21 +769,21 @@ def preview_alerts(conn: sqlite3.Connection | None, update: RunUpdate, zone: Zon
 @dataclass(frozen=True)
 class PendingDelivery:
     alert: int
-    target: str  # target_id
+    target: str  # its label
     title: str
     body: str
 
 
-def pending_deliveries(conn: sqlite3.Connection, target_ids: list[str], now: float) -> list[PendingDelivery]:
+def pending_deliveries(conn: sqlite3.Connection, targets: list[str], now: float) -> list[PendingDelivery]:
     """Deliveries not yet sent to the targets configured now, oldest alert first."""
-    if not target_ids:
+    if not targets:
         return []
-    marks = ",".join("?" * len(target_ids))
+    marks = ",".join("?" * len(targets))
     return [PendingDelivery(*row) for row in conn.execute(
         "SELECT d.alert, d.target, a.title, a.body FROM alert_deliveries d "
         "JOIN alerts a ON a.id = d.alert "
         f"WHERE d.sent_at IS NULL AND d.target IN ({marks}) AND a.raised_at >= ? "
-        "ORDER BY d.alert", (*target_ids, now - alerts.DELIVERY_RETRY_SECONDS))]
+        "ORDER BY d.alert", (*targets, now - alerts.DELIVERY_RETRY_SECONDS))]
 
 
 def record_delivery(conn: sqlite3.Connection, path: Path, alert_ids: list[int], target: str, at: float,

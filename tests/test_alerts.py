@@ -190,8 +190,9 @@ def test_alerts_read_their_targets_from_the_file_and_never_quote_them(tmp_path):
                              "owner_limits_gib": {"Anna": 1.5, "Bob": 2},
                              "device_limits_gib": {"AA:BB:CC:DD:EE:01": 0.5}})
     rules = config.alerts
-    assert [t.reveal() for t in rules.targets] == ["mailto://me:pw1234@example.com",
-                                                   "json://127.0.0.1:1/x"]
+    assert [(t.label, t.url.reveal()) for t in rules.targets] == [
+        ("mailto #1", "mailto://me:pw1234@example.com"), ("json #2", "json://127.0.0.1:1/x")]
+    assert rules.notify_problem == ""
     assert "pw1234" not in repr(rules)
     assert rules.thresholds_percent == (50, 100)
     assert rules.owner_limits_bytes == (("Anna", int(1.5 * GIB)), ("Bob", 2 * GIB))
@@ -207,8 +208,6 @@ def test_alerts_read_their_targets_from_the_file_and_never_quote_them(tmp_path):
 
 
 @pytest.mark.parametrize("alerts_doc, what", [
-    ({"notify_file": "/nonexistent/notify.urls"}, "alerts.notify_file: cannot read "
-                                                   "/nonexistent/notify.urls: No such file"),
     ({"thresholds_percent": 80}, "alerts.thresholds_percent: must be a list"),
     ({"thresholds_percent": [0]}, "alerts.thresholds_percent: must be an integer from 1 to 1000"),
     ({"device_limits_gib": {"nope": 1}}, 'alerts.device_limits_gib."nope": not a MAC address'),
@@ -223,13 +222,31 @@ def test_a_bad_alerts_entry_is_an_error_naming_the_key(tmp_path, alerts_doc, wha
     assert what in str(error.value)
 
 
-def test_a_line_in_the_notify_file_that_is_no_url_is_named_by_its_number_only(tmp_path):
+def test_a_bad_notify_file_is_a_warning_that_never_stops_the_counting(tmp_path):
+    """Notifications must not stop the accounting: an unreadable file, a line that is no URL
+    and a URL given twice are warnings (check-config and notify-test fail on them)."""
     notify = tmp_path / "notify.urls"
-    notify.write_text("json://127.0.0.1:1/x\nmy password is hunter2\n")
-    with pytest.raises(ConfigError) as error:
-        _config(tmp_path, alerts={"notify_file": str(notify)})
-    assert f"{notify} line 2: not an Apprise URL" in str(error.value)
-    assert "hunter2" not in str(error.value)
+    notify.write_text("json://127.0.0.1:1/x\nmy password is hunter2\njson://127.0.0.1:1/x\n"
+                      "json://127.0.0.1:1/\x00\n")
+    notify.chmod(0o600)
+    config = _config(tmp_path, alerts={"notify_file": str(notify)})
+    assert [t.label for t in config.alerts.targets] == ["json #1"]
+    problem = config.alerts.notify_problem
+    assert f"{notify} line 2: not an Apprise URL" in problem and "hunter2" not in problem
+    assert f"{notify} line 3: the same URL as an earlier line; skipped" in problem
+    assert f"{notify} line 4: not an Apprise URL" in problem
+    assert sum(str(notify) in w for w in config.warnings) == 3
+    missing = _config(tmp_path, alerts={"notify_file": "/nonexistent/notify.urls"})
+    assert missing.alerts.targets == ()
+    assert missing.alerts.notify_problem == "cannot read /nonexistent/notify.urls: No such file or directory"
+    assert any("alerts are recorded but not sent" in w for w in missing.warnings)
+
+
+def test_names_owners_and_owner_keys_must_be_storable_text(tmp_path):
+    for section in ({"devices": {"aa:bb:cc:dd:ee:01": {"owner": "Kids\ud800"}}},
+                    {"alerts": {"owner_limits_gib": {"Kids\udfff": 1}}}):
+        with pytest.raises(ConfigError, match="holds a lone surrogate"):
+            _config(tmp_path, **section)
 
 
 def test_router_down_alerts_can_be_switched_off_with_null(tmp_path):

@@ -1,0 +1,279 @@
+"""Alerts against what the adversarial review tried: a notify file with a line twice, fixed,
+missing or appearing later; a run interrupted or killed while sending; a planted module in
+the directory the run starts from; routers that invent MACs, join late or leave the
+configuration; a period that holds the Go daemon's totals. Real routers on 127.0.0.1, the
+real CLI, a real webhook receiver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from receivers import webhook_server
+from support import REPO, collect, invoke, stored_usage, truth_of, write_config
+
+from api.app import create_app
+
+GIB = 1024**3
+A = "02:00:00:00:bb:01"
+B = "02:00:00:00:bb:02"
+
+
+def _setup(fleet, tmp_path: Path, lines: list[str], *, cap_gib: float | None = 1.0,
+           alerts: dict | None = None) -> Path:
+    notify = tmp_path / "notify.urls"
+    notify.write_text("\n".join(lines) + "\n")
+    notify.chmod(0o600)
+    document = fleet.config({"timezone": "UTC", **({"monthly_cap_gib": cap_gib} if cap_gib else {})})
+    document["alerts"] = {"notify_file": str(notify), **(alerts or {})}
+    return write_config(tmp_path / "routers.json", document)
+
+
+def _run(fleet, config, data_dir, advance: float = 1800):
+    fleet.advance(advance)
+    return collect(fleet, config, data_dir)
+
+
+def _titles(hook) -> list[str]:
+    return [p["title"] for p in hook.posts]
+
+
+def test_a_url_given_twice_is_sent_once_and_never_stops_the_counting(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url(), hook.url()])
+        first = collect(fleet, config, data_dir)
+        assert first.code == 0 and "line 2: the same URL as an earlier line; skipped" in first.stderr
+        fleet.transfer("main", A, 0, int(0.9 * GIB), wan_router="main")
+        assert _run(fleet, config, data_dir).code == 0
+        assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
+    assert stored_usage(data_dir) == truth_of(fleet)
+
+
+def test_a_url_fixed_in_place_gets_the_alert_it_missed(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, ["json://127.0.0.1:9/typo"], alerts={"deadline_seconds": 3})
+        assert collect(fleet, config, data_dir).code == 0
+        fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
+        assert "notify json #1: FAILED" in _run(fleet, config, data_dir).stderr
+        (tmp_path / "notify.urls").write_text(hook.url() + "\n")  # the port fixed
+        assert "notify json #1: sent" in _run(fleet, config, data_dir).stderr
+        _run(fleet, config, data_dir)
+        assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
+
+
+def test_a_missing_notify_file_counts_on_and_its_alerts_go_out_once_it_is_back(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()])
+        (tmp_path / "notify.urls").rename(tmp_path / "moved.urls")
+        first = collect(fleet, config, data_dir)
+        assert first.code == 0
+        assert "alerts.notify_file: cannot read" in first.stderr and "alerts are recorded but not sent" \
+            in first.stderr
+        fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
+        assert _run(fleet, config, data_dir).code == 0
+        assert stored_usage(data_dir) == truth_of(fleet) and hook.attempts == 0
+        check = invoke("check-config", "--config", str(config))
+        assert check.code == 1 and "notify file" in check.stdout and "PROBLEM: cannot read" in check.stdout
+        assert invoke("notify-test", "--config", str(config)).code == 2
+        (tmp_path / "moved.urls").rename(tmp_path / "notify.urls")
+        assert _run(fleet, config, data_dir).code == 0
+        # A target appearing within the retry window owes the alerts of that window.
+        assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
+        _run(fleet, config, data_dir)
+        assert len(hook.posts) == 1
+
+
+def test_a_target_added_later_gets_the_recent_alerts_the_others_had_once(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as first, webhook_server() as second:
+        config = _setup(fleet, tmp_path, [first.url()])
+        assert collect(fleet, config, data_dir).code == 0
+        fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
+        _run(fleet, config, data_dir)
+        (tmp_path / "notify.urls").write_text(f"{first.url()}\n{second.url()}\n")
+        _run(fleet, config, data_dir)
+        _run(fleet, config, data_dir)
+        assert _titles(first) == _titles(second) == ["netstat-collect: WAN at 80% of the monthly cap"]
+
+
+def test_a_module_planted_where_the_run_starts_is_not_run_by_the_sender(fleet, tmp_path, data_dir):
+    """The sending process imports this installation's collector, not one in the directory
+    the run was started from (python -c and -m put that directory first on the path)."""
+    script = Path(sys.executable).with_name("netstat-collect")
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable}: the project is not installed there")
+    planted = tmp_path / "planted"
+    (planted / "collector").mkdir(parents=True)
+    marker = tmp_path / "planted-ran"
+    (planted / "collector" / "__init__.py").write_text("")
+    (planted / "collector" / "notify.py").write_text(
+        f"import os, sys\nopen({str(marker)!r}, 'w').write(sys.stdin.read())\n")
+    fleet.add_router("main")
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url("user:hunter2-secret@x")])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+        env["TZ"] = "UTC"
+        proc = subprocess.run([str(script), "notify-test", "--config", str(config)], cwd=planted,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert not marker.exists()
+        assert _titles(hook) == ["netstat-collect: test message"]
+
+
+def _senders_of(pid: int) -> list[int]:
+    """Sending processes started by the run `pid` (their command line names it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"collector.notify import _child" in a for a in argv) and str(pid).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_run_interrupted_while_sending_leaves_no_sender_behind(fleet, tmp_path, data_dir, how):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
+        assert collect(fleet, config, data_dir).code == 0
+        hook.mode, hook.hang_seconds = "hang", 20
+        fleet.transfer("main", A, 3, GIB, wan_router="main")
+        fleet.advance(1800)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+        env.update(NETSTAT_NOW=repr(fleet.now), TZ="UTC")
+        run = subprocess.Popen([sys.executable, "-m", "collector", "run-once", "--config", str(config),
+                                "--data-dir", str(data_dir)], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while hook.attempts == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hook.attempts == 1 and _senders_of(run.pid)
+        run.send_signal(how)
+        run.wait(timeout=30)
+        gone_by = time.monotonic() + 5
+        while _senders_of(run.pid) and time.monotonic() < gone_by:
+            time.sleep(0.05)
+        assert _senders_of(run.pid) == []
+        assert stored_usage(data_dir) == truth_of(fleet)  # committed before the sending began
+
+
+def test_a_sender_that_cannot_be_started_is_a_note_and_the_run_stands(fleet, tmp_path, data_dir,
+                                                                      monkeypatch):
+    """The interpreter gone after an upgrade (or no memory to fork): the run is committed."""
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()])
+        assert collect(fleet, config, data_dir).code == 0
+        fleet.transfer("main", A, 0, GIB, wan_router="main")
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+        result = _run(fleet, config, data_dir)
+        assert result.code == 0
+        assert "note: alerts not delivered this run: FileNotFoundError" in result.stderr
+        monkeypatch.undo()
+        _run(fleet, config, data_dir)
+        assert _titles(hook) == ["netstat-collect: 2 alerts"]
+    assert stored_usage(data_dir) == truth_of(fleet)
+
+
+def test_a_router_inventing_macs_raises_one_alert_not_thousands(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        assert collect(fleet, config, data_dir).code == 0
+        for i in range(300):
+            fleet.join("main", f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", hostname=f"fake{i}")
+        result = _run(fleet, config, data_dir)
+        assert result.stderr.count("alert raised") == 1
+        assert _titles(hook) == ["netstat-collect: 300 new devices"]
+        assert len(hook.posts[0]["message"]) < 2000
+
+
+def test_a_router_added_later_brings_its_devices_quietly(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.add_router("attic", wan=False, dhcp=False)
+    fleet.join("main", A)
+    for i in range(5):
+        fleet.join("attic", f"02:00:00:02:00:{i:02x}")
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        only_main = __import__("json").loads(config.read_text())
+        del only_main["routers"]["attic"]
+        main_config = write_config(tmp_path / "main-only.json", only_main)
+        assert collect(fleet, main_config, data_dir).code == 0
+        assert _run(fleet, config, data_dir).code == 0  # attic's first answer: 5 devices, learnt
+        assert hook.posts == []
+        fleet.join("attic", B)
+        assert _run(fleet, config, data_dir).code == 0
+        assert _titles(hook) == [f"netstat-collect: new device {B}"]
+
+
+def test_an_outage_before_a_router_left_the_configuration_is_not_carried_over(fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.add_router("attic", wan=False, dhcp=False)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"router_down_minutes": 60})
+        only_main = __import__("json").loads(config.read_text())
+        del only_main["routers"]["attic"]
+        main_config = write_config(tmp_path / "main-only.json", only_main)
+        assert collect(fleet, config, data_dir).code == 0
+        fleet.set_fault("attic", "down")
+        assert _run(fleet, config, data_dir).code == 1  # attic fails once, then leaves the config
+        for _ in range(3):
+            _run(fleet, main_config, data_dir, advance=86400)
+        assert _run(fleet, config, data_dir).code == 1  # back, still down: a new outage
+        assert hook.posts == []
+        _run(fleet, config, data_dir)
+        _run(fleet, config, data_dir)
+        assert _titles(hook) == ["netstat-collect: router attic ap_stats failing"]
+        assert "failing for 60 min" in hook.posts[0]["message"]
+
+
+def test_the_forecast_of_a_period_with_the_go_daemons_totals_is_measured_from_its_start(
+        fleet, tmp_path, data_dir):
+    """Upgraded on 15 Nov with 10 GiB already counted by the old daemon, then 0.5 GiB a day: the
+    pace is 10 GiB over 14.5 days plus what came since, not 10 GiB over the days since."""
+    data_dir.mkdir()
+    stats = sqlite3.connect(data_dir / "network_stats.db")
+    stats.executescript(f"""
+        CREATE TABLE cumulative_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER);
+        CREATE TABLE monthly_stats (id TEXT PRIMARY KEY, rx_bytes INTEGER, tx_bytes INTEGER, timestamp TEXT);
+        INSERT INTO monthly_stats VALUES ('main_wan', {10 * GIB}, 0, '2026-11-15 11:30:00');
+    """)
+    stats.close()
+    sqlite3.connect(data_dir / "dhcp_leases.db").close()
+    fleet.add_router("main")
+    fleet.join("main", A)
+    config = write_config(tmp_path / "routers.json",
+                          fleet.config({"timezone": "UTC", "monthly_cap_gib": 30}))
+    assert collect(fleet, config, data_dir).code == 0  # 15 Nov 12:00
+    for _ in range(4):
+        fleet.transfer("main", A, 0, GIB // 2, wan_router="main")
+        _run(fleet, config, data_dir, advance=86400)
+    client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
+    wan = client.get("/api/v1/usage").get_json()["wan"]
+    used = 12 * GIB
+    measured = 18.5 * 86400  # from 1 Nov 00:00 to 19 Nov 12:00
+    assert wan["forecast_bytes"] == used + round(used / measured * (11.5 * 86400))
+    assert wan["forecast_bytes"] < 30 * GIB
