@@ -375,9 +375,10 @@ def test_wan_totals_and_cap_equal_the_api(dashboard, site):
     used = 100 * wan["total_bytes"] / wan["cap_bytes"]
     assert page.text_content("#cap-text").startswith(f"{used:.1f} % of the cap used · ")
     assert page.is_visible("#cap-bar") and page.is_visible("#cap-elapsed")
-    # December's pace is measured from its first run (1 Dec 12:00) to the last (10 Dec 12:00):
-    # the collector's forecast is drawn as it says.
-    assert wan["forecast_bytes"] is not None and "last 9.0 days" in wan["forecast_note"]
+    # December's pace is measured from the run before its first (30 Nov 12:00: December's
+    # first deltas were moved since then) to the last (10 Dec 12:00): the collector's forecast
+    # is drawn as it says.
+    assert wan["forecast_bytes"] is not None and "last 10.0 days" in wan["forecast_note"]
     assert page.text_content("#cap-forecast") == human(wan["forecast_bytes"])
     assert wan["forecast_note"] in page.get_attribute("#cap-forecast", "title")
     assert "at this pace" in page.text_content("#cap-text")
