@@ -12,7 +12,7 @@ import io
 import json
 import sqlite3
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from support import (
@@ -22,6 +22,7 @@ from support import (
     SCENARIO_LABELS,
     TABLET,
     UNKNOWN,
+    UTC,
     ZOE,
     file_hashes,
 )
@@ -52,9 +53,9 @@ def expected_usage(scenario, label: str, start: str, end: str, last_poll: str) -
         for mac, (rx, tx) in devices.items() if mac != "main_wan"
     ]
     clients.sort(key=lambda c: (-c["total_bytes"], c["mac"]))
-    # The last run is half an hour into December: November is over, December too young.
-    note = "the period is over" if label == "2026-11" else \
-        "too early to tell: 0.0 of the 3 days of measuring a forecast needs"
+    # The last run is half an hour into December: November is over (December's forecast is
+    # checked in test_usage_defaults_to_the_current_period).
+    note = "the period is over"
     return {
         "period": {"label": label, "start": start, "end": end},
         "wan": {**totals(*devices["main_wan"], wan=True), "cap_bytes": None,
@@ -84,8 +85,20 @@ def db_rows(scenario, database: str, query: str) -> list[dict]:
 def test_usage_defaults_to_the_current_period(api_server, api_scenario):
     r = api_server.get("/api/v1/usage")
     assert (r.status_code, r.headers["Content-Type"]) == (200, "application/json")
-    assert r.json() == expected_usage(api_scenario, "2026-12", "2026-12-01T00:00:00+00:00",
-                                      "2027-01-01T00:00:00+00:00", DEC_LAST_POLL)
+    answer = r.json()
+    # December's first run counted what moved since the run before it, two weeks earlier:
+    # the forecast's pace is measured over those two weeks, up to the last run.
+    since, last = api_scenario.run_times[-2], api_scenario.run_times[-1]
+    used = sum(api_scenario.periods["2026-12"]["main_wan"])
+    left = datetime(2027, 1, 1, tzinfo=UTC).timestamp() - last
+    assert last - since > 3 * 86400
+    assert answer["wan"].pop("forecast_bytes") == used + round(used / (last - since) * left)
+    assert answer["wan"].pop("forecast_note").startswith(
+        f"at the pace of the last {(last - since) / 86400:.1f} days (")
+    expected = expected_usage(api_scenario, "2026-12", "2026-12-01T00:00:00+00:00",
+                              "2027-01-01T00:00:00+00:00", DEC_LAST_POLL)
+    del expected["wan"]["forecast_bytes"], expected["wan"]["forecast_note"]
+    assert answer == expected
 
 
 def test_usage_of_a_past_period_after_the_month_changed(api_server, api_scenario):
