@@ -265,6 +265,7 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
         assert [p["title"] for p in hook.posts][1:] == [f"netstat-collect: new device {D}"]
 
 
+@pytest.mark.slow
 def test_a_router_down_longer_than_the_limit_fires_once_and_recovers_once(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.add_router("attic", wan=False, dhcp=False)
@@ -427,6 +428,7 @@ def test_a_target_flooding_its_answer_costs_the_run_neither_memory_nor_time(flee
         assert len(hook.posts) == 1
 
 
+@pytest.mark.slow
 def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet, tmp_path, data_dir):
     """A data directory from before names and alerts (schema 2): the upgrade adds the tables,
     the first run with new_device on learns the network, later devices are announced."""
@@ -469,6 +471,7 @@ def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet
     assert stored_usage(data_dir) == truth_of(fleet)
 
 
+@pytest.mark.slow
 def test_report_and_usage_show_the_forecast_or_why_there_is_none(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)

@@ -57,6 +57,7 @@ def test_a_url_given_twice_is_sent_once_and_never_stops_the_counting(fleet, tmp_
     assert stored_usage(data_dir) == truth_of(fleet)
 
 
+@pytest.mark.slow
 def test_a_url_fixed_in_place_gets_the_alert_it_missed(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -95,6 +96,7 @@ def test_a_missing_notify_file_counts_on_and_its_alerts_go_out_once_it_is_back(f
         assert len(hook.posts) == 1
 
 
+@pytest.mark.slow
 def test_a_target_added_later_gets_the_recent_alerts_the_others_had_once(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -109,6 +111,7 @@ def test_a_target_added_later_gets_the_recent_alerts_the_others_had_once(fleet, 
         assert _titles(first) == _titles(second) == ["netstat-collect: WAN at 80% of the monthly cap"]
 
 
+@pytest.mark.slow
 def test_a_module_planted_where_the_run_starts_is_not_run_by_the_sender(fleet, tmp_path, data_dir):
     """The sending process imports this installation's collector, not one in the directory
     the run was started from (python -c and -m put that directory first on the path)."""
@@ -177,6 +180,7 @@ def test_a_run_interrupted_while_sending_leaves_no_sender_behind(fleet, tmp_path
         assert stored_usage(data_dir) == truth_of(fleet)  # committed before the sending began
 
 
+@pytest.mark.slow
 def test_a_sender_that_cannot_be_started_is_a_note_and_the_run_stands(fleet, tmp_path, data_dir,
                                                                       monkeypatch):
     """The interpreter gone after an upgrade (or no memory to fork): the run is committed."""
@@ -196,6 +200,7 @@ def test_a_sender_that_cannot_be_started_is_a_note_and_the_run_stands(fleet, tmp
     assert stored_usage(data_dir) == truth_of(fleet)
 
 
+@pytest.mark.slow
 def test_a_router_inventing_macs_raises_one_alert_not_thousands(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.join("main", A)
@@ -210,6 +215,7 @@ def test_a_router_inventing_macs_raises_one_alert_not_thousands(fleet, tmp_path,
         assert len(hook.posts[0]["message"]) < 2000
 
 
+@pytest.mark.slow
 def test_a_router_added_later_brings_its_devices_quietly(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.add_router("attic", wan=False, dhcp=False)
@@ -229,6 +235,7 @@ def test_a_router_added_later_brings_its_devices_quietly(fleet, tmp_path, data_d
         assert _titles(hook) == [f"netstat-collect: new device {B}"]
 
 
+@pytest.mark.slow
 def test_an_outage_before_a_router_left_the_configuration_is_not_carried_over(fleet, tmp_path, data_dir):
     fleet.add_router("main")
     fleet.add_router("attic", wan=False, dhcp=False)
@@ -250,6 +257,7 @@ def test_an_outage_before_a_router_left_the_configuration_is_not_carried_over(fl
         assert "failing for 60 min" in hook.posts[0]["message"]
 
 
+@pytest.mark.slow
 def test_the_forecast_of_a_period_with_the_go_daemons_totals_is_measured_from_its_start(
         fleet, tmp_path, data_dir):
     """Upgraded on 15 Nov with 10 GiB already counted by the old daemon, then 0.5 GiB a day: the

@@ -49,7 +49,7 @@ def _commit(conn, path: Path, at: float, rows, run_labels: dict[str, DeviceLabel
     storage.commit_stats(conn, path, update, ZONE, 1)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(runs)
 def test_owner_totals_add_up_to_the_device_totals_in_every_period(runs):
     # What the runs moved, summed here: period -> device -> [rx, tx].
