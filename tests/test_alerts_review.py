@@ -285,3 +285,22 @@ def test_the_forecast_of_a_period_with_the_go_daemons_totals_is_measured_from_it
     measured = 18.5 * 86400  # from 1 Nov 00:00 to 19 Nov 12:00
     assert wan["forecast_bytes"] == used + round(used / measured * (11.5 * 86400))
     assert wan["forecast_bytes"] < 30 * GIB
+
+
+@pytest.mark.slow
+def test_a_hostname_is_no_link_or_markup_where_a_service_reads_markdown_or_html(fleet, tmp_path, data_dir):
+    """Messages are plain text; Apprise escapes them for a service that reads Markdown
+    (Slack, Discord, ...) or HTML (e-mail as HTML): a DHCP hostname cannot become a link."""
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url("md?format=markdown"), hook.url("html?format=html")],
+                        cap_gib=None, alerts={"new_device": True})
+        assert collect(fleet, config, data_dir).code == 0
+        fleet.join("main", B, hostname="[Pay now](https://evil.example/)<b>x</b>")
+        assert _run(fleet, config, data_dir).code == 0
+        messages = sorted((p["message"] for p in hook.posts), key=lambda m: "&" in m)
+        markdown, html = messages
+        assert "\\[Pay now\\]\\(https://evil\\.example/\\)" in markdown
+        assert "[Pay now](" not in markdown
+        assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
