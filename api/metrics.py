@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Response
 from prometheus_client.core import (
@@ -67,6 +67,7 @@ class Snapshot:
     last_run: dict | None
     endpoints: list[tuple]  # (router, endpoint, last_ok_at, last_error_at, items, rejected)
     boots: list[tuple[str, float]]  # (router, when it booted)
+    deliveries: list[tuple[str, int, int]] = field(default_factory=list)  # (target, sent, unsent)
 
 
 def check_schema(conn: sqlite3.Connection) -> None:
@@ -98,6 +99,7 @@ def read_snapshot(conn: sqlite3.Connection, period: Period, settings: reads.Read
         last_run=queries.last_run(conn),
         endpoints=queries.endpoint_rows(conn),
         boots=queries.boot_times(conn),
+        deliveries=queries.delivery_counts(conn),
     )
 
 
@@ -238,6 +240,15 @@ class SnapshotCollector:
         for router, at in s.boots:
             boot.add_metric([router], at)
         yield boot
+        # Alerts that could not be delivered are retried by later runs: a count of unsent
+        # that stays above 0 means a notification target is broken (see /api/v1/alerts).
+        deliveries = GaugeMetricFamily(_name("alert_deliveries"),
+                                       "Alert deliveries per notification target (by its label, "
+                                       "`mailto #1`): sent, or not (yet) sent", labels=["target", "status"])
+        for target, sent, unsent in s.deliveries:
+            deliveries.add_metric([target, "sent"], sent)
+            deliveries.add_metric([target, "unsent"], unsent)
+        yield deliveries
 
 
 def render(snapshot: Snapshot | None) -> bytes:

@@ -296,6 +296,15 @@ def alerts(conn: sqlite3.Connection, settings: ReadSettings, now: float, limit: 
     return {"alerts": found, "targets": [targets[k] for k in sorted(targets)]}
 
 
+def delivery_counts(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """(target, deliveries sent, deliveries not sent) per notification target, for /metrics."""
+    if not has_table(conn, "alert_deliveries"):
+        return []
+    return conn.execute(
+        "SELECT target, count(sent_at), count(*) - count(sent_at) FROM alert_deliveries "
+        "GROUP BY target ORDER BY target").fetchall()
+
+
 # --- Totals for /metrics ---------------------------------------------------------------------
 
 

@@ -155,6 +155,15 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
     shown = {d["target"]: d["status"] for d in deliveries}
     assert shown == {"json #1": "sent", "json #2": "given_up", "mailto #3": "sent"}
     assert client.get("/api/v1/alerts?limit=0").status_code == 400
+    # And /metrics, for a Prometheus rule on notifications that keep failing.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = client.get("/metrics").get_data(as_text=True)
+    counts = {(m.labels["target"], m.labels["status"]): m.value
+              for family in text_string_to_metric_families(metrics)
+              if family.name == "netstat_alert_deliveries" for m in family.samples}
+    assert counts == {("json #1", "sent"): 1, ("json #1", "unsent"): 0, ("json #2", "sent"): 0,
+                      ("json #2", "unsent"): 1, ("mailto #3", "sent"): 1, ("mailto #3", "unsent"): 0}
 
 
 @pytest.mark.slow
