@@ -246,10 +246,9 @@ def notify_test(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 def report(data_dir: str, period: str | None, group: str, output: str | None, as_json: bool) -> None:
     """Show a period's WAN total and per-device (or per-owner) usage."""
-    import json
-
     from collector import export, reads
     from collector.report import render_owners, render_usage
+    from collector.text import terminal_json
 
     if as_json and output not in (None, "json"):
         raise click.UsageError(f"--json is --format json; it cannot go with --format {output}")
@@ -268,7 +267,7 @@ def report(data_dir: str, period: str | None, group: str, output: str | None, as
     finally:
         conn.close()
     if output == "json":
-        click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+        click.echo(terminal_json(answer))
     elif output == "csv":
         click.echo(export.owners_csv(answer) if group == "owner" else export.usage_csv(answer), nl=False)
     else:

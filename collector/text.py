@@ -9,6 +9,7 @@ or show the password: `printable` escapes and cuts, `redact` hides the password,
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -85,3 +86,21 @@ def log_safe(text: str, limit: int = ERROR_LIMIT) -> str:
     """Redacted, escaped and cut in the middle: an error or anything a router sent, ready for
     a log line, a database column or an API answer."""
     return printable(redact(text), limit, middle=True)
+
+
+_NOT_PLAIN_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_escape(match: re.Match) -> str:
+    ch = match.group(0)
+    if unicodedata.category(ch) in _ESCAPED_CATEGORIES:
+        return json.dumps(ch)[1:-1]  # `\u202e`, or a surrogate pair for an astral character
+    return ch
+
+
+def terminal_json(value) -> str:
+    """JSON for a terminal: readable non-ASCII text (`Zoë`), but every character printable()
+    escapes written as a JSON escape, so the output parses to the same value and cannot
+    move a cursor or reorder a line. (json itself escapes only C0 controls.)"""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return text if text.isascii() and "\x7f" not in text else _NOT_PLAIN_ASCII.sub(_json_escape, text)

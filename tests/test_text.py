@@ -1,12 +1,13 @@
 """collector.text: what a router (or a URL with a password in it) may put in front of a reader."""
 
+import json
 import string
 import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.text import log_safe, printable, redact
+from collector.text import log_safe, printable, redact, terminal_json
 
 ESCAPED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
@@ -77,3 +78,19 @@ def test_a_password_in_a_url_never_survives_redaction(password, around):
     text = f"{around} http://admin:Q{password}Q@127.0.0.1:8080/cgi-bin/wan.cgi {around}"
     assert "Q" not in redact(text)
     assert "http://admin:***@127.0.0.1:8080/cgi-bin/wan.cgi" in redact(text)
+
+
+@given(st.recursive(st.text() | st.integers() | st.none(),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                    max_leaves=6))
+def test_terminal_json_is_the_same_json_with_nothing_a_terminal_would_act_on(value):
+    """`report --json`: what prints parses back to the same value, and holds no control,
+    format (bidi) or separator character that printable() would escape."""
+    out = terminal_json(value)
+    assert json.loads(out) == value
+    assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+                   for ch in out if ch not in "\n")
+
+
+def test_terminal_json_keeps_readable_text_readable():
+    assert terminal_json({"name": "Zoë/tablet\u202e\x85"}) == '{\n  "name": "Zoë/tablet\\u202e\\u0085"\n}'
