@@ -382,6 +382,11 @@ def test_wan_totals_and_cap_equal_the_api(dashboard, site):
     assert page.text_content("#cap-forecast") == human(wan["forecast_bytes"])
     assert wan["forecast_note"] in page.get_attribute("#cap-forecast", "title")
     assert "at this pace" in page.text_content("#cap-text")
+    above = wan["forecast_bytes"] > wan["cap_bytes"]
+    assert ("over" in (page.get_attribute("#cap-forecast", "class") or "").split()) == above
+    color = page.eval_on_selector("#cap-forecast", "e => getComputedStyle(e).color")
+    muted = page.eval_on_selector("#cap-text", "e => getComputedStyle(e).color")
+    assert (color != muted) == above  # a forecast above the cap stands out
 
 
 def test_wan_download_is_what_the_wan_received(dashboard, site):
