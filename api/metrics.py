@@ -24,6 +24,7 @@ answer is a 503 whose body says `netstat_up 0`, with the reason in a comment.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -67,7 +68,8 @@ class Snapshot:
     last_run: dict | None
     endpoints: list[tuple]  # (router, endpoint, last_ok_at, last_error_at, items, rejected)
     boots: list[tuple[str, float]]  # (router, when it booted)
-    deliveries: list[tuple[str, int, int]] = field(default_factory=list)  # (target, sent, unsent)
+    # (target, sent, pending, given up) per notification target
+    deliveries: list[tuple[str, int, int, int]] = field(default_factory=list)
 
 
 def check_schema(conn: sqlite3.Connection) -> None:
@@ -86,7 +88,9 @@ def check_schema(conn: sqlite3.Connection) -> None:
             f"migrates the file)")
 
 
-def read_snapshot(conn: sqlite3.Connection, period: Period, settings: reads.ReadSettings) -> Snapshot:
+def read_snapshot(conn: sqlite3.Connection, period: Period, settings: reads.ReadSettings,
+                  now: float | None = None) -> Snapshot:
+    now = time.time() if now is None else now
     previous = period_containing(period.start.timestamp() - 1, settings.zone, settings.month_start_day)
     return Snapshot(
         period=period,
@@ -99,7 +103,7 @@ def read_snapshot(conn: sqlite3.Connection, period: Period, settings: reads.Read
         last_run=queries.last_run(conn),
         endpoints=queries.endpoint_rows(conn),
         boots=queries.boot_times(conn),
-        deliveries=queries.delivery_counts(conn),
+        deliveries=queries.delivery_counts(conn, now),
     )
 
 
@@ -244,10 +248,12 @@ class SnapshotCollector:
         # that stays above 0 means a notification target is broken (see /api/v1/alerts).
         deliveries = GaugeMetricFamily(_name("alert_deliveries"),
                                        "Alert deliveries per notification target (by its label, "
-                                       "`mailto #1`): sent, or not (yet) sent", labels=["target", "status"])
-        for target, sent, unsent in s.deliveries:
+                                       "`mailto #1`): sent, pending (retried by the next runs) or "
+                                       "given up (not sent within 3 days)", labels=["target", "status"])
+        for target, sent, pending, given_up in s.deliveries:
             deliveries.add_metric([target, "sent"], sent)
-            deliveries.add_metric([target, "unsent"], unsent)
+            deliveries.add_metric([target, "pending"], pending)
+            deliveries.add_metric([target, "given_up"], given_up)
         yield deliveries
 
 
@@ -266,7 +272,9 @@ def metrics() -> Response:
         settings = reads.read_settings(conn)
         period = reads.resolve_period(settings, None, db.now())
         return answers.respond(
-            "metrics", (period.label,), lambda: read_snapshot(conn, period, settings),
+            # Deliveries turn from pending to given up with time alone: answers are dated by the hour.
+            "metrics", (period.label, int(db.now() // 3600)),
+            lambda: read_snapshot(conn, period, settings, db.now()),
             encode=render, content_type=CONTENT_TYPE,
             # The current period's gauges move on at its boundary, with or without a run.
             not_before=period.start.timestamp())

@@ -296,13 +296,16 @@ def alerts(conn: sqlite3.Connection, settings: ReadSettings, now: float, limit: 
     return {"alerts": found, "targets": [targets[k] for k in sorted(targets)]}
 
 
-def delivery_counts(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
-    """(target, deliveries sent, deliveries not sent) per notification target, for /metrics."""
+def delivery_counts(conn: sqlite3.Connection, now: float) -> list[tuple[str, int, int, int]]:
+    """(target, sent, pending, given up) deliveries per notification target, for /metrics.
+    Pending: not sent and still retried; given up: not sent within the retry window."""
     if not has_table(conn, "alert_deliveries"):
         return []
     return conn.execute(
-        "SELECT target, count(sent_at), count(*) - count(sent_at) FROM alert_deliveries "
-        "GROUP BY target ORDER BY target").fetchall()
+        "SELECT d.target, count(d.sent_at), "
+        "sum(d.sent_at IS NULL AND a.raised_at >= ?), sum(d.sent_at IS NULL AND a.raised_at < ?) "
+        "FROM alert_deliveries d JOIN alerts a ON a.id = d.alert GROUP BY d.target ORDER BY d.target",
+        (now - DELIVERY_RETRY_SECONDS, now - DELIVERY_RETRY_SECONDS)).fetchall()
 
 
 # --- Totals for /metrics ---------------------------------------------------------------------

@@ -205,7 +205,11 @@ def _die_with(parent: int, deadline: float) -> None:
 def _child(parent: int, deadline: float) -> None:
     """The sending process: the messages as JSON on stdin, one outcome per line out."""
     _die_with(parent, deadline)
-    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE_BYTES, CHILD_ADDRESS_SPACE_BYTES))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = CHILD_ADDRESS_SPACE_BYTES
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # never above a limit set from outside
     threading.stack_size(2 * 2**20)  # not 8 MiB of address space per target
     messages = [Message(**m) for m in json.load(sys.stdin)]
     _apprise()

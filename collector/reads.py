@@ -255,8 +255,12 @@ def counted_from(conn: sqlite3.Connection, period: Period) -> float | None:
         row = conn.execute("SELECT counted_from FROM periods WHERE label = ?", (period.label,)).fetchone()
         if row is not None and row[0] is not None:
             return row[0]
-    return conn.execute("SELECT min(started_at) FROM runs WHERE started_at >= ?",
-                        (period.start.timestamp(),)).fetchone()[0]
+    start = period.start.timestamp()
+    # Not recorded yet (a dry run before the period's first commit, a file from before
+    # version 3): what the next commit records (storage._record_counting).
+    return conn.execute(
+        "SELECT coalesce((SELECT max(started_at) FROM runs WHERE started_at < ?), "
+        "(SELECT min(started_at) FROM runs WHERE started_at >= ?))", (start, start)).fetchone()[0]
 
 
 def _wan_forecast(conn: sqlite3.Connection, period: Period, used: int,

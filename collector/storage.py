@@ -599,24 +599,38 @@ def _outage_start(before: EndpointHistory | None, previous_run: float | None) ->
 
 def _record_counting(conn: sqlite3.Connection, update: RunUpdate, previous_run: float | None,
                      zone: ZoneInfo, month_start_day: int) -> None:
-    """Remember since when this run's period has been counted, for the forecast: the previous
-    run (this run's bytes were moved since then), or this run when there is none."""
-    label = period_containing(update.current_period_at, zone, month_start_day).label
-    _record_period(conn, label, zone, month_start_day)
+    """Remember since when this run's period has been counted, for the forecast (once per
+    period): the run before the period's first run, whose polls its first deltas started
+    from, or the first run itself when there was none before it (a new installation). For
+    a period that began before this version recorded it (an upgrade mid-period), the same,
+    found among the runs kept."""
+    period = period_containing(update.current_period_at, zone, month_start_day)
+    _record_period(conn, period.label, zone, month_start_day)
+    start = period.start.timestamp()
+    if previous_run is None:
+        since = update.started_at
+    elif previous_run < start:
+        since = previous_run  # this run is the period's first
+    else:
+        since = conn.execute(
+            "SELECT coalesce((SELECT max(started_at) FROM runs WHERE started_at < ?), "
+            "(SELECT min(started_at) FROM runs WHERE started_at >= ?))", (start, start)).fetchone()[0]
     conn.execute("UPDATE periods SET counted_from = ? WHERE label = ? AND counted_from IS NULL",
-                 (update.started_at if previous_run is None else previous_run, label))
+                 (since, period.label))
 
 
-def _unknown_devices(conn: sqlite3.Connection, update: RunUpdate,
-                     history: dict) -> tuple[list[alerts.NewDevice], list[alerts.NewDevice]]:
+def _unknown_devices(conn: sqlite3.Connection, update: RunUpdate, history: dict,
+                     looking_since: float | None) -> tuple[list[alerts.NewDevice], list[alerts.NewDevice]]:
     """MACs seen this run that no run has recorded in known_devices: (to tell, to learn quietly).
 
-    Devices of a router's first successful answer (a router just added to the configuration)
-    are learnt, not told: they were there before anyone looked.
+    Devices of an endpoint's first successful answer since new devices are looked for (a
+    router just added to the configuration, or one that was failing when the rule was
+    switched on) are learnt, not told: they were there before anyone looked.
     """
     def first_contact(router: str, endpoint: str) -> bool:
         before = history.get((router, endpoint))
-        return before is None or before.last_ok_at is None
+        return (before is None or before.last_ok_at is None
+                or (looking_since is not None and before.last_ok_at < looking_since))
 
     seen: dict[str, tuple[alerts.NewDevice, bool]] = {}
     for router, leases in update.leases.items():
@@ -690,10 +704,11 @@ def alert_facts(conn: sqlite3.Connection | None, update: RunUpdate, history: dic
 
 def _learn_devices(conn: sqlite3.Connection, update: RunUpdate, history: dict) -> list[alerts.NewDevice]:
     """Record this run's unknown MACs as known; the ones to tell about."""
-    tell, quiet = _unknown_devices(conn, update, history)
+    since = _meta(conn, "new_devices_since")
+    tell, quiet = _unknown_devices(conn, update, history, None if since is None else float(since))
     conn.executemany("INSERT OR IGNORE INTO known_devices (mac, first_seen) VALUES (?, ?)",
                      ((d.mac, update.started_at) for d in tell + quiet))
-    if _meta(conn, "new_devices_since") is None:
+    if since is None:
         # The first run that looks (a new install, or new_device just switched on) learns the
         # whole network, every device with history included, without telling: it was there.
         conn.execute(f"INSERT OR IGNORE INTO known_devices (mac, first_seen) SELECT device, "
@@ -719,6 +734,7 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, history: dict,
         new_devices = _learn_devices(conn, update, history)
     facts = alert_facts(conn, update, history, previous_run, new_devices, zone, month_start_day)
     raised = []
+    owed = []
     for alert in alerts.due(rules, facts):
         cursor = conn.execute(
             "INSERT INTO alerts (kind, period, subject, threshold, raised_at, title, body) "
@@ -727,14 +743,17 @@ def _raise_alerts(conn: sqlite3.Connection, update: RunUpdate, history: dict,
              alert.title, alert.body))
         if cursor.rowcount == 1:
             raised.append(alert)
-    # Every target configured now owes every alert still in the retry window that it has no
-    # row for: the new ones, and older ones for a target added since (or whose file was
-    # unreadable then). A target is its label: a URL fixed in place keeps its pending rows.
-    window = update.started_at - alerts.DELIVERY_RETRY_SECONDS
-    conn.executemany(
-        "INSERT OR IGNORE INTO alert_deliveries (alert, target) "
-        "SELECT id, ? FROM alerts WHERE raised_at >= ?",
-        ((t.label, window) for t in rules.targets))
+            owed.append(cursor.lastrowid)
+    # Alerts still in the retry window that no target was owed (raised while notify_file
+    # could not be read, or held no URL) are owed to the targets there are now. An alert
+    # that some target was owed is never given to another: a target is only its label
+    # (`json #1`), and a line added above it renumbers the labels after it.
+    owed += [alert_id for (alert_id,) in conn.execute(
+        "SELECT id FROM alerts a WHERE raised_at >= ? AND NOT EXISTS "
+        "(SELECT 1 FROM alert_deliveries d WHERE d.alert = a.id)",
+        (update.started_at - alerts.DELIVERY_RETRY_SECONDS,))] if rules.targets else []
+    conn.executemany("INSERT OR IGNORE INTO alert_deliveries (alert, target) VALUES (?, ?)",
+                     ((alert_id, t.label) for alert_id in owed for t in rules.targets))
     return raised
 
 
@@ -754,8 +773,9 @@ def preview_alerts(conn: sqlite3.Connection | None, update: RunUpdate, zone: Zon
     if conn is not None and has_table(conn, "runs"):
         history = _endpoint_history(conn, update.endpoints)
         previous_run = _previous_run_start(conn)
-    if version >= 3 and rules.new_device and _meta(conn, "new_devices_since") is not None:
-        new_devices = _unknown_devices(conn, update, history)[0]
+    since = _meta(conn, "new_devices_since") if version >= 3 and rules.new_device else None
+    if since is not None:
+        new_devices = _unknown_devices(conn, update, history, float(since))[0]
     facts = alert_facts(conn, update, history, previous_run, new_devices, zone, month_start_day,
                         pending=update.usage)
     due = alerts.due(rules, facts)

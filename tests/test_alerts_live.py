@@ -162,8 +162,14 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
     counts = {(m.labels["target"], m.labels["status"]): m.value
               for family in text_string_to_metric_families(metrics)
               if family.name == "netstat_alert_deliveries" for m in family.samples}
-    assert counts == {("json #1", "sent"): 1, ("json #1", "unsent"): 0, ("json #2", "sent"): 0,
-                      ("json #2", "unsent"): 1, ("mailto #3", "sent"): 1, ("mailto #3", "unsent"): 0}
+    assert counts == {("json #1", "sent"): 1, ("json #1", "pending"): 0, ("json #1", "given_up"): 0,
+                      ("json #2", "sent"): 0, ("json #2", "pending"): 1, ("json #2", "given_up"): 0,
+                      ("mailto #3", "sent"): 1, ("mailto #3", "pending"): 0, ("mailto #3", "given_up"): 0}
+    later_metrics = later.get("/metrics").get_data(as_text=True)
+    given_up = {m.labels["target"]: m.value for family in text_string_to_metric_families(later_metrics)
+                if family.name == "netstat_alert_deliveries" for m in family.samples
+                if m.labels["status"] == "given_up"}
+    assert given_up == {"json #1": 0, "json #2": 1, "mailto #3": 0}
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,11 @@ def test_a_missing_notify_file_counts_on_and_its_alerts_go_out_once_it_is_back(f
 
 
 @pytest.mark.slow
-def test_a_target_added_later_gets_the_recent_alerts_the_others_had_once(fleet, tmp_path, data_dir):
+@pytest.mark.parametrize("above", [False, True])
+def test_a_target_added_later_gets_new_alerts_and_no_one_gets_an_old_one_twice(
+        fleet, tmp_path, data_dir, above):
+    """Targets are only labels (`json #1`): a line added above renumbers the ones after it.
+    An alert once owed to some target is owed to no other, so nothing is sent twice."""
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as first, webhook_server() as second:
@@ -105,10 +110,15 @@ def test_a_target_added_later_gets_the_recent_alerts_the_others_had_once(fleet, 
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
         _run(fleet, config, data_dir)
-        (tmp_path / "notify.urls").write_text(f"{first.url()}\n{second.url()}\n")
+        lines = [second.url(), first.url()] if above else [first.url(), second.url()]
+        (tmp_path / "notify.urls").write_text("\n".join(lines) + "\n")
         _run(fleet, config, data_dir)
         _run(fleet, config, data_dir)
-        assert _titles(first) == _titles(second) == ["netstat-collect: WAN at 80% of the monthly cap"]
+        assert _titles(first) == ["netstat-collect: WAN at 80% of the monthly cap"]
+        assert _titles(second) == []
+        fleet.transfer("main", A, 0, int(0.2 * GIB), wan_router="main")
+        _run(fleet, config, data_dir)
+        assert _titles(first)[1:] == _titles(second) == ["netstat-collect: WAN at 100% of the monthly cap"]
 
 
 @pytest.mark.slow
@@ -304,3 +314,62 @@ def test_a_hostname_is_no_link_or_markup_where_a_service_reads_markdown_or_html(
         assert "\\[Pay now\\]\\(https://evil\\.example/\\)" in markdown
         assert "[Pay now](" not in markdown
         assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>" not in html
+
+
+@pytest.mark.slow
+def test_an_upgrade_from_schema_2_mid_period_forecasts_over_the_whole_period(fleet, tmp_path, data_dir):
+    """2 GiB a day since 15 Nov, upgraded on 21 Nov: on 24 Nov the period holds 18 GiB and ends
+    near 31 GiB at that pace, under a 40 GiB cap: no forecast alert (the re-review's case)."""
+    fleet.add_router("main")
+    fleet.join("main", A)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=40)
+        assert collect(fleet, config, data_dir).code == 0  # 15 Nov 12:00
+        for _ in range(6):
+            fleet.transfer("main", A, 0, 2 * GIB, wan_router="main")
+            assert _run(fleet, config, data_dir, advance=86400).code == 0
+        for name in ("network_stats.db", "dhcp_leases.db"):  # back to schema 2
+            conn = sqlite3.connect(data_dir / name)
+            if name == "network_stats.db":
+                for table in ("devices", "known_devices", "alert_deliveries", "alerts"):
+                    conn.execute(f"DROP TABLE {table}")
+                conn.execute("ALTER TABLE router_endpoints DROP COLUMN failing_since")
+                conn.execute("ALTER TABLE periods DROP COLUMN counted_from")
+            conn.execute("PRAGMA user_version = 2")
+            conn.commit()
+            conn.close()
+        for _ in range(3):
+            fleet.transfer("main", A, 0, 2 * GIB, wan_router="main")
+            assert _run(fleet, config, data_dir, advance=86400).code == 0
+        assert hook.posts == []
+        client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
+        wan = client.get("/api/v1/usage").get_json()["wan"]
+        start = fleet.now - 9 * 86400  # the first run, 15 Nov 12:00: nothing before it
+        used = 18 * GIB
+        left = datetime(2026, 12, 1, tzinfo=timezone.utc).timestamp() - fleet.now
+        assert wan["forecast_bytes"] == used + round(used / (fleet.now - start) * left)
+
+
+W = "02:00:00:00:cc:01"  # a wired printer: a DHCP lease, never a station
+
+
+@pytest.mark.slow
+def test_new_device_switched_on_while_leases_fail_does_not_announce_old_wired_devices(
+        fleet, tmp_path, data_dir):
+    fleet.add_router("main")
+    fleet.join("main", A)
+    fleet.join("main", W, hostname="printer")
+    fleet.leave("main", W)
+    plain = write_config(tmp_path / "plain.json", fleet.config({"timezone": "UTC"}))
+    assert collect(fleet, plain, data_dir).code == 0  # the leases answered: the printer was there
+    _run(fleet, plain, data_dir)
+    with webhook_server() as hook:
+        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        fleet.set_fault("main", "http500", ["dhcp_leases"])
+        _run(fleet, config, data_dir)  # the first run that looks: the leases fail this once
+        fleet.set_fault("main", "ok")
+        _run(fleet, config, data_dir)
+        assert hook.posts == []
+        fleet.join("main", B, hostname="new-phone")
+        _run(fleet, config, data_dir)
+        assert _titles(hook) == [f"netstat-collect: new device {B}"]
