@@ -606,6 +606,9 @@ def _record_counting(conn: sqlite3.Connection, update: RunUpdate, previous_run: 
     found among the runs kept."""
     period = period_containing(update.current_period_at, zone, month_start_day)
     _record_period(conn, period.label, zone, month_start_day)
+    recorded = conn.execute("SELECT counted_from FROM periods WHERE label = ?", (period.label,)).fetchone()
+    if recorded[0] is not None:
+        return  # every run but a period's first: one primary-key lookup
     start = period.start.timestamp()
     if previous_run is None:
         since = update.started_at
