@@ -1,6 +1,7 @@
 """Real notification receivers on 127.0.0.1 for the alert tests: an SMTP server (aiosmtpd)
 that Apprise's mailto:// delivers to, and an HTTP server that takes json:// webhooks and
-can be told to refuse (500), hang past the deadline, or be down altogether."""
+can be told to refuse (500), hang past the deadline, flood, or be down altogether; and the
+configuration that sends alerts to them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,31 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from support import collect, write_config
+
+
+def alert_config(fleet, tmp_path: Path, targets: list[str], *, cap_gib: float | None = 1.0,
+                 alerts: dict | None = None, devices: dict | None = None, **settings) -> Path:
+    """routers.json for the fleet, in UTC, with a cap (unless None) and an `alerts` section whose
+    notify file (mode 0600, a comment on its first line) lists `targets`."""
+    notify = tmp_path / "notify.urls"
+    notify.write_text("# where alerts go\n" + "\n".join(targets) + "\n")
+    notify.chmod(0o600)
+    document = fleet.config({"timezone": "UTC", **({"monthly_cap_gib": cap_gib} if cap_gib else {}),
+                             **settings})
+    document["alerts"] = {"notify_file": str(notify), **(alerts or {})}
+    if devices:
+        document["devices"] = devices
+    return write_config(tmp_path / "routers.json", document)
+
+
+def run_later(fleet, config: Path, data_dir: Path, *extra: str, advance: float = 1800):
+    """The next cron run: the fleet's clock moves on (30 minutes), then run-once."""
+    fleet.advance(advance)
+    return collect(fleet, config, data_dir, *extra)
 
 
 def _free_port() -> int:

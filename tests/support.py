@@ -59,6 +59,15 @@ def run_cli(*args: str, now: float | None = None, env: dict | None = None,
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def start_run_once(config: Path, data_dir: Path, now: float, **streams) -> subprocess.Popen:
+    """`run-once` as a process of its own at a fixed clock, started and not waited for: for a
+    test that signals or kills it while it works. `streams`: Popen's stdout and stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
+    env.update(NETSTAT_NOW=repr(now), TZ="UTC")
+    return subprocess.Popen([sys.executable, "-m", "collector", "run-once", "--config", str(config),
+                             "--data-dir", str(data_dir)], cwd=REPO, env=env, **streams)
+
+
 def write_config(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document, indent=2))
     return path

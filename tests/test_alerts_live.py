@@ -12,13 +12,20 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from receivers import smtp_server, webhook_server
-from support import REPO, collect, invoke, run_once_measured, stored_usage, truth_of, write_config
+from receivers import alert_config, run_later, smtp_server, webhook_server
+from support import (
+    collect,
+    invoke,
+    run_once_measured,
+    start_run_once,
+    stored_usage,
+    truth_of,
+    write_config,
+)
 
 from api.app import create_app
 
@@ -28,24 +35,6 @@ B = "02:00:00:00:aa:02"
 C = "02:00:00:00:aa:03"
 D = "02:00:00:00:aa:04"
 HOSTILE = "<img src=x onerror=alert(1)>\x1b[31m\u202e" + "x" * 300
-
-
-def _setup(fleet, tmp_path: Path, targets: list[str], *, cap_gib: float | None = 1.0,
-           alerts: dict | None = None, devices: dict | None = None, **settings) -> Path:
-    notify = tmp_path / "notify.urls"
-    notify.write_text("# where alerts go\n" + "\n".join(targets) + "\n")
-    notify.chmod(0o600)
-    document = fleet.config({"timezone": "UTC", **({"monthly_cap_gib": cap_gib} if cap_gib else {}),
-                             **settings})
-    document["alerts"] = {"notify_file": str(notify), **(alerts or {})}
-    if devices:
-        document["devices"] = devices
-    return write_config(tmp_path / "routers.json", document)
-
-
-def _run(fleet, config, data_dir, *extra, advance: float = 1800):
-    fleet.advance(advance)
-    return collect(fleet, config, data_dir, *extra)
 
 
 def _ledger(data_dir: Path) -> list[tuple]:
@@ -64,14 +53,14 @@ def test_three_lines_of_configuration_mail_the_80_percent_alert_once(fleet, tmp_
     fleet.join("main", A, hostname="laptop")
     with smtp_server() as mailbox:
         # The user's three lines: the cap, alerts.notify_file, and the URL in that file.
-        config = _setup(fleet, tmp_path, [mailbox.url()], cap_gib=1.0,
+        config = alert_config(fleet, tmp_path, [mailbox.url()], cap_gib=1.0,
                         public_url="https://stats.example.net/")
         assert collect(fleet, config, data_dir).code == 0  # first contact: baselines
         fleet.transfer("main", A, 0, int(0.5 * GIB), wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert mailbox.messages == []  # 50 %: nothing to say
         fleet.transfer("main", A, 0, int(0.31 * GIB), wan_router="main")
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         assert result.code == 0
         assert "notify mailto #1: sent" in result.stderr
         assert mailbox.subjects() == ["netstat-collect: WAN at 80% of the monthly cap"]
@@ -83,17 +72,17 @@ def test_three_lines_of_configuration_mail_the_80_percent_alert_once(fleet, tmp_
         assert mailbox.messages[0].get_content_type() == "text/plain"
         for _ in range(3):  # later runs, still above 80 %: not again
             fleet.transfer("main", A, 0, 1000, wan_router="main")
-            assert _run(fleet, config, data_dir).code == 0
+            assert run_later(fleet, config, data_dir).code == 0
         assert len(mailbox.messages) == 1
         fleet.transfer("main", A, 0, int(0.2 * GIB), wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert mailbox.subjects()[1:] == ["netstat-collect: WAN at 100% of the monthly cap"]
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert len(mailbox.messages) == 2
         # A new period: the thresholds count again.
         fleet.advance(16 * 86400)
         fleet.transfer("main", A, 0, int(0.9 * GIB), wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert len(mailbox.messages) == 2 + 1
         assert "billing period 2026-12" in mailbox.bodies()[2]
     assert stored_usage(data_dir) == truth_of(fleet)
@@ -106,13 +95,13 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
     fleet.join("main", A)
     with smtp_server() as mailbox, webhook_server() as hook:
         # json #2 is a port nothing listens on: down all along.
-        config = _setup(fleet, tmp_path, [hook.url(), "json://127.0.0.1:9/down", mailbox.url()],
+        config = alert_config(fleet, tmp_path, [hook.url(), "json://127.0.0.1:9/down", mailbox.url()],
                         alerts={"deadline_seconds": 2})
         assert collect(fleet, config, data_dir).code == 0
         hook.mode = "hang"
         fleet.transfer("main", A, 7, int(0.85 * GIB), wan_router="main")
         started = time.monotonic()
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         took = time.monotonic() - started
         assert result.code == 0, result.stderr  # delivery never changes the exit code
         assert "notify json #1: FAILED (no answer within 2s); retried next run" in result.stderr
@@ -122,16 +111,16 @@ def test_a_target_down_hanging_or_refusing_changes_no_byte_and_gets_the_alert_la
         assert stored_usage(data_dir) == truth_of(fleet)  # committed before any delivery
 
         hook.mode = "refuse"
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         assert "notify json #1: FAILED" in result.stderr and "mailto" not in result.stderr
         assert hook.posts == [] and hook.attempts == 2 and len(mailbox.messages) == 1
 
         hook.mode = "ok"
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         assert "notify json #1: sent" in result.stderr
         assert [p["title"] for p in hook.posts] == ["netstat-collect: WAN at 80% of the monthly cap"]
         for _ in range(2):
-            result = _run(fleet, config, data_dir)
+            result = run_later(fleet, config, data_dir)
             assert "notify json #1" not in result.stderr  # never twice
         assert len(hook.posts) == 1 and len(mailbox.messages) == 1
         assert stored_usage(data_dir) == truth_of(fleet)
@@ -177,18 +166,18 @@ def test_the_forecast_fires_when_the_pace_says_so_and_not_before_three_days(flee
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=20.0)
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=20.0)
         assert collect(fleet, config, data_dir).code == 0  # 15 Nov 12:00: the pace starts here
         titles = []
         for _ in range(4):
             fleet.transfer("main", A, 0, GIB, wan_router="main")
-            _run(fleet, config, data_dir, advance=86400)
+            run_later(fleet, config, data_dir, advance=86400)
             titles.append([p["title"] for p in hook.posts])
         # 1 GiB a day from 15 Nov 12:00 to 1 Dec: 3 GiB by day 3, 3 + 12.5 = 15.5 GiB at the
         # end, below the 20 GiB cap: no forecast, however long it is watched.
         assert titles[-1] == []
         fleet.transfer("main", A, 0, 3 * GIB, wan_router="main")
-        _run(fleet, config, data_dir, advance=86400)
+        run_later(fleet, config, data_dir, advance=86400)
         # 5 days, 7 GiB: 7 + 7/5 * 10.5 = 21.7 GiB, above the cap.
         assert [p["title"] for p in hook.posts] == [
             "netstat-collect: the WAN is on course to pass the monthly cap"]
@@ -196,7 +185,7 @@ def test_the_forecast_fires_when_the_pace_says_so_and_not_before_three_days(flee
         assert "At this pace the period ends at 21.70 GiB, above the 20.00 GiB cap" in message
         assert "at the pace of the last 5.0 days (1.40 GiB a day)" in message
         fleet.transfer("main", A, 0, GIB, wan_router="main")
-        _run(fleet, config, data_dir, advance=86400)
+        run_later(fleet, config, data_dir, advance=86400)
         assert len(hook.posts) == 1
 
 
@@ -205,17 +194,17 @@ def test_an_early_burst_gives_no_forecast_until_three_days_are_measured(fleet, t
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=20.0,
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=20.0,
                         alerts={"thresholds_percent": [100]})
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, 5 * GIB, wan_router="main")
-        _run(fleet, config, data_dir, advance=86400)  # 5 GiB in one day: 80 GiB at this pace
+        run_later(fleet, config, data_dir, advance=86400)  # 5 GiB in one day: 80 GiB at this pace
         result = invoke("run-once", "--config", str(config), "--data-dir", str(data_dir), "--dry-run",
                         now=fleet.now + 1)
         assert "alert would raise" not in result.stderr
-        _run(fleet, config, data_dir, advance=86400)
+        run_later(fleet, config, data_dir, advance=86400)
         assert hook.posts == []
-        _run(fleet, config, data_dir, advance=86400)  # day 3: now it may say so
+        run_later(fleet, config, data_dir, advance=86400)  # day 3: now it may say so
         assert [p["title"] for p in hook.posts] == [
             "netstat-collect: the WAN is on course to pass the monthly cap"]
 
@@ -224,7 +213,7 @@ def test_dry_run_says_which_alerts_would_fire_and_sends_nothing(fleet, tmp_path,
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()])
+        config = alert_config(fleet, tmp_path, [hook.url()])
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, GIB, wan_router="main")
         fleet.advance(1800)
@@ -246,14 +235,14 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
     fleet.add_router("main")
     fleet.join("main", A, hostname="laptop")
     with smtp_server() as mailbox, webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url(), mailbox.url()], cap_gib=None,
+        config = alert_config(fleet, tmp_path, [hook.url(), mailbox.url()], cap_gib=None,
                         alerts={"new_device": True},
                         devices={B: {"name": "<script>alert(2)</script>\x07\u2028owner's"}})
         assert collect(fleet, config, data_dir).code == 0
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert hook.posts == []  # the devices there when it started looking are not "new"
         fleet.join("main", B, hostname=HOSTILE[:60], ip="10.0.0.99")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts] == [f"netstat-collect: new device {B}"]
         message = hook.posts[0]["message"]
         assert "\x1b" not in message and "\u202e" not in message
@@ -266,17 +255,17 @@ def test_a_new_device_fires_once_and_its_hostile_name_stays_inert(fleet, tmp_pat
         assert "\n" not in str(mail["Subject"])
         for _ in range(2):
             fleet.transfer("main", B, 10, 10)
-            assert _run(fleet, config, data_dir).code == 0
+            assert run_later(fleet, config, data_dir).code == 0
         assert len(hook.posts) == 1 and len(mailbox.messages) == 1
         # Switched off, a device joins; switched on again, it is learnt, not announced.
         without = json.loads(config.read_text())
         del without["alerts"]
         plain = write_config(tmp_path / "plain.json", without)
         fleet.join("main", C)
-        assert _run(fleet, plain, data_dir).code == 0
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, plain, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         fleet.join("main", D)
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts][1:] == [f"netstat-collect: new device {D}"]
 
 
@@ -286,31 +275,31 @@ def test_a_router_down_longer_than_the_limit_fires_once_and_recovers_once(fleet,
     fleet.add_router("attic", wan=False, dhcp=False)
     fleet.join("attic", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None,
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None,
                         alerts={"router_down_minutes": 60})
         assert collect(fleet, config, data_dir).code == 0
         fleet.set_fault("attic", "down")
-        codes = [_run(fleet, config, data_dir).code for _ in range(2)]  # 0 and 30 min down
+        codes = [run_later(fleet, config, data_dir).code for _ in range(2)]  # 0 and 30 min down
         assert codes == [1, 1] and hook.posts == []
-        assert _run(fleet, config, data_dir).code == 1  # 60 min
+        assert run_later(fleet, config, data_dir).code == 1  # 60 min
         assert [p["title"] for p in hook.posts] == ["netstat-collect: router attic ap_stats failing"]
         assert "failing for 60 min, since 2026-11-15 12:30 UTC" in hook.posts[0]["message"]
         for _ in range(2):
-            assert _run(fleet, config, data_dir).code == 1
+            assert run_later(fleet, config, data_dir).code == 1
         assert len(hook.posts) == 1
         fleet.set_fault("attic", "ok")
         fleet.transfer("attic", A, 5, 5)
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts][1:] == [
             "netstat-collect: router attic ap_stats answers again"]
         assert "after 2 h 30 min of failing (since 2026-11-15 12:30 UTC)" in hook.posts[1]["message"]
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert len(hook.posts) == 2
         # A short hiccup, under the limit: neither down nor recovered is told.
         fleet.set_fault("attic", "down")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         fleet.set_fault("attic", "ok")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert len(hook.posts) == 2
     assert stored_usage(data_dir)[A] == truth_of(fleet)[A]
 
@@ -321,7 +310,7 @@ def test_device_and_owner_limits_count_the_owners_devices_together(fleet, tmp_pa
     fleet.join("main", A)
     fleet.join("main", B)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None,
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None,
                         devices={A: {"name": "Kid's phone", "owner": "Kids"},
                                  B.upper(): {"name": "Kid's tablet", "owner": "Kids"}},
                         alerts={"thresholds_percent": [100], "owner_limits_gib": {"Kids": 1},
@@ -329,14 +318,14 @@ def test_device_and_owner_limits_count_the_owners_devices_together(fleet, tmp_pa
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, int(0.6 * GIB))
         fleet.transfer("main", B, 0, int(0.3 * GIB))
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert hook.posts == []  # 0.9 GiB of the owner's 1 GiB, 0.6 of the phone's 0.75
         fleet.transfer("main", B, 0, int(0.2 * GIB))
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert [p["title"] for p in hook.posts] == [
             "netstat-collect: owner Kids at 100% of its monthly limit"]
         fleet.transfer("main", A, 0, int(0.2 * GIB))
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert [p["title"] for p in hook.posts][1:] == [
             f"netstat-collect: Kid's phone ({A}) at 100% of its monthly limit"]
 
@@ -345,7 +334,7 @@ def test_notify_test_sends_one_message_to_each_target_and_says_which_failed(flee
     fleet.add_router("main")
     with smtp_server() as mailbox, webhook_server() as hook:
         secret = "s3cr3t-token-4711"
-        config = _setup(fleet, tmp_path, [mailbox.url(), hook.url(secret), f"json://127.0.0.1:9/{secret}"])
+        config = alert_config(fleet, tmp_path, [mailbox.url(), hook.url(secret), f"json://127.0.0.1:9/{secret}"])
         result = invoke("notify-test", "--config", str(config))
         assert result.code == 1
         lines = result.stdout.splitlines()
@@ -369,7 +358,7 @@ def test_check_config_validates_every_target_without_sending_and_hides_secrets(f
     fleet.add_router("main")
     secret = "hunter2hunter2"
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url(), f"nosuchservice://user:{secret}@example.com/x"])
+        config = alert_config(fleet, tmp_path, [hook.url(), f"nosuchservice://user:{secret}@example.com/x"])
         (tmp_path / "notify.urls").chmod(0o644)
         result = invoke("check-config", "--config", str(config))
         assert hook.attempts == 0
@@ -388,16 +377,13 @@ def test_a_run_killed_while_a_target_hangs_keeps_its_bytes_and_delivers_later_on
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
+        config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
         assert collect(fleet, config, data_dir).code == 0
         hook.mode, hook.hang_seconds = "hang", 30
         fleet.transfer("main", A, 3, GIB, wan_router="main")
         fleet.advance(1800)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
-        env.update(NETSTAT_NOW=repr(fleet.now), TZ="UTC")
-        process = subprocess.Popen([sys.executable, "-m", "collector", "run-once", "--config", str(config),
-                                    "--data-dir", str(data_dir)], cwd=REPO, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = start_run_once(config, data_dir, fleet.now, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while hook.attempts == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -409,8 +395,8 @@ def test_a_run_killed_while_a_target_hangs_keeps_its_bytes_and_delivers_later_on
         assert [row[:5] for row in _ledger(data_dir)] == [
             ("cap", "wan", "80", "json #1", 0), ("cap", "wan", "100", "json #1", 0)]
         hook.mode = "ok"
-        assert _run(fleet, config, data_dir).code == 0
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts] == ["netstat-collect: 2 alerts"]
         assert stored_usage(data_dir) == truth_of(fleet)
         assert json.loads(json.dumps(hook.posts))  # plain JSON, as the receiver parsed it
@@ -423,7 +409,7 @@ def test_a_target_flooding_its_answer_costs_the_run_neither_memory_nor_time(flee
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 20})
+        config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 20})
         assert collect(fleet, config, data_dir).code == 0
         hook.mode = "flood"
         fleet.transfer("main", A, 3, GIB, wan_router="main")
@@ -439,7 +425,7 @@ def test_a_target_flooding_its_answer_costs_the_run_neither_memory_nor_time(flee
         assert stored_usage(data_dir) == truth_of(fleet)
         assert _ledger(data_dir)[0][4:] == (0, 1)  # not sent, one attempt: retried next run
         hook.mode = "ok"
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert len(hook.posts) == 1
 
 
@@ -453,9 +439,9 @@ def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet
     plain = write_config(tmp_path / "plain.json", fleet.config({"timezone": "UTC"}))
     assert collect(fleet, plain, data_dir).code == 0
     fleet.transfer("main", A, 100, 200, wan_router="main")
-    assert _run(fleet, plain, data_dir).code == 0
+    assert run_later(fleet, plain, data_dir).code == 0
     fleet.set_fault("main", "http500", ["ap_stats"])
-    assert _run(fleet, plain, data_dir).code == 1
+    assert run_later(fleet, plain, data_dir).code == 1
     # Back to schema 2, as the previous release left it.
     for name, version in (("network_stats.db", 2), ("dhcp_leases.db", 2)):
         conn = sqlite3.connect(data_dir / name)
@@ -469,10 +455,10 @@ def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet
         conn.close()
     fleet.set_fault("main", "ok")
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True},
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True},
                         devices={A: {"name": "Anna's laptop", "owner": "Anna"}})
         fleet.transfer("main", B, 5, 5, wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         conn = sqlite3.connect(f"file:{data_dir / 'network_stats.db'}?mode=ro", uri=True)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT mac, name, owner FROM devices").fetchall() == [
@@ -481,7 +467,7 @@ def test_an_upgrade_from_schema_2_keeps_totals_and_announces_no_old_device(fleet
         conn.close()
         assert hook.posts == []
         fleet.join("main", C)
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert [p["title"] for p in hook.posts] == [f"netstat-collect: new device {C}"]
     assert stored_usage(data_dir) == truth_of(fleet)
 
@@ -495,13 +481,13 @@ def test_report_and_usage_show_the_forecast_or_why_there_is_none(fleet, tmp_path
     start = fleet.now  # 15 Nov 12:00; the period ends 1 Dec 00:00, 15.5 days later
     assert collect(fleet, config, data_dir).code == 0
     fleet.transfer("main", A, 0, GIB, wan_router="main")
-    _run(fleet, config, data_dir, advance=86400)
+    run_later(fleet, config, data_dir, advance=86400)
     report = invoke("report", "--data-dir", str(data_dir), now=fleet.now)
     assert "Cap  10.00 GiB, 10.0% used" in report.stdout
     assert "Forecast: too early to tell: 1.0 of the 3 days of measuring a forecast needs" in report.stdout
     for _ in range(3):
         fleet.transfer("main", A, 0, GIB, wan_router="main")
-        _run(fleet, config, data_dir, advance=86400)
+        run_later(fleet, config, data_dir, advance=86400)
     used, measured, left = 4 * GIB, fleet.now - start, 15.5 * 86400 - (fleet.now - start)
     expected = used + round(used / measured * left)  # 4 GiB in 4 days, 11.5 days to go
     client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()

@@ -16,29 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from receivers import webhook_server
-from support import REPO, collect, invoke, stored_usage, truth_of, write_config
+from receivers import alert_config, run_later, webhook_server
+from support import collect, invoke, start_run_once, stored_usage, truth_of, write_config
 
 from api.app import create_app
 
 GIB = 1024**3
 A = "02:00:00:00:bb:01"
 B = "02:00:00:00:bb:02"
-
-
-def _setup(fleet, tmp_path: Path, lines: list[str], *, cap_gib: float | None = 1.0,
-           alerts: dict | None = None) -> Path:
-    notify = tmp_path / "notify.urls"
-    notify.write_text("\n".join(lines) + "\n")
-    notify.chmod(0o600)
-    document = fleet.config({"timezone": "UTC", **({"monthly_cap_gib": cap_gib} if cap_gib else {})})
-    document["alerts"] = {"notify_file": str(notify), **(alerts or {})}
-    return write_config(tmp_path / "routers.json", document)
-
-
-def _run(fleet, config, data_dir, advance: float = 1800):
-    fleet.advance(advance)
-    return collect(fleet, config, data_dir)
 
 
 def _titles(hook) -> list[str]:
@@ -49,11 +34,11 @@ def test_a_url_given_twice_is_sent_once_and_never_stops_the_counting(fleet, tmp_
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url(), hook.url()])
+        config = alert_config(fleet, tmp_path, [hook.url(), hook.url()])
         first = collect(fleet, config, data_dir)
-        assert first.code == 0 and "line 2: the same URL as an earlier line; skipped" in first.stderr
+        assert first.code == 0 and "line 3: the same URL as an earlier line; skipped" in first.stderr
         fleet.transfer("main", A, 0, int(0.9 * GIB), wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
     assert stored_usage(data_dir) == truth_of(fleet)
 
@@ -63,13 +48,13 @@ def test_a_url_fixed_in_place_gets_the_alert_it_missed(fleet, tmp_path, data_dir
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, ["json://127.0.0.1:9/typo"], alerts={"deadline_seconds": 3})
+        config = alert_config(fleet, tmp_path, ["json://127.0.0.1:9/typo"], alerts={"deadline_seconds": 3})
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
-        assert "notify json #1: FAILED" in _run(fleet, config, data_dir).stderr
+        assert "notify json #1: FAILED" in run_later(fleet, config, data_dir).stderr
         (tmp_path / "notify.urls").write_text(hook.url() + "\n")  # the port fixed
-        assert "notify json #1: sent" in _run(fleet, config, data_dir).stderr
-        _run(fleet, config, data_dir)
+        assert "notify json #1: sent" in run_later(fleet, config, data_dir).stderr
+        run_later(fleet, config, data_dir)
         assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
 
 
@@ -77,23 +62,23 @@ def test_a_missing_notify_file_counts_on_and_its_alerts_go_out_once_it_is_back(f
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()])
+        config = alert_config(fleet, tmp_path, [hook.url()])
         (tmp_path / "notify.urls").rename(tmp_path / "moved.urls")
         first = collect(fleet, config, data_dir)
         assert first.code == 0
         assert "alerts.notify_file: cannot read" in first.stderr and "alerts are recorded but not sent" \
             in first.stderr
         fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert stored_usage(data_dir) == truth_of(fleet) and hook.attempts == 0
         check = invoke("check-config", "--config", str(config))
         assert check.code == 1 and "notify file" in check.stdout and "PROBLEM: cannot read" in check.stdout
         assert invoke("notify-test", "--config", str(config)).code == 2
         (tmp_path / "moved.urls").rename(tmp_path / "notify.urls")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         # A target appearing within the retry window owes the alerts of that window.
         assert _titles(hook) == ["netstat-collect: WAN at 80% of the monthly cap"]
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert len(hook.posts) == 1
 
 
@@ -106,18 +91,18 @@ def test_a_target_added_later_gets_new_alerts_and_no_one_gets_an_old_one_twice(
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as first, webhook_server() as second:
-        config = _setup(fleet, tmp_path, [first.url()])
+        config = alert_config(fleet, tmp_path, [first.url()])
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, int(0.85 * GIB), wan_router="main")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         lines = [second.url(), first.url()] if above else [first.url(), second.url()]
         (tmp_path / "notify.urls").write_text("\n".join(lines) + "\n")
-        _run(fleet, config, data_dir)
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert _titles(first) == ["netstat-collect: WAN at 80% of the monthly cap"]
         assert _titles(second) == []
         fleet.transfer("main", A, 0, int(0.2 * GIB), wan_router="main")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert _titles(first)[1:] == _titles(second) == ["netstat-collect: WAN at 100% of the monthly cap"]
 
 
@@ -136,7 +121,7 @@ def test_a_module_planted_where_the_run_starts_is_not_run_by_the_sender(fleet, t
         f"import os, sys\nopen({str(marker)!r}, 'w').write(sys.stdin.read())\n")
     fleet.add_router("main")
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url("user:hunter2-secret@x")])
+        config = alert_config(fleet, tmp_path, [hook.url("user:hunter2-secret@x")])
         env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
         env["TZ"] = "UTC"
         proc = subprocess.run([str(script), "notify-test", "--config", str(config)], cwd=planted,
@@ -167,16 +152,13 @@ def test_a_run_interrupted_while_sending_leaves_no_sender_behind(fleet, tmp_path
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
+        config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
         assert collect(fleet, config, data_dir).code == 0
         hook.mode, hook.hang_seconds = "hang", 20
         fleet.transfer("main", A, 3, GIB, wan_router="main")
         fleet.advance(1800)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NETSTAT_")}
-        env.update(NETSTAT_NOW=repr(fleet.now), TZ="UTC")
-        run = subprocess.Popen([sys.executable, "-m", "collector", "run-once", "--config", str(config),
-                                "--data-dir", str(data_dir)], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = start_run_once(config, data_dir, fleet.now, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while hook.attempts == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -197,15 +179,15 @@ def test_a_sender_that_cannot_be_started_is_a_note_and_the_run_stands(fleet, tmp
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()])
+        config = alert_config(fleet, tmp_path, [hook.url()])
         assert collect(fleet, config, data_dir).code == 0
         fleet.transfer("main", A, 0, GIB, wan_router="main")
         monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         assert result.code == 0
         assert "note: alerts not delivered this run: FileNotFoundError" in result.stderr
         monkeypatch.undo()
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert _titles(hook) == ["netstat-collect: 2 alerts"]
     assert stored_usage(data_dir) == truth_of(fleet)
 
@@ -215,11 +197,11 @@ def test_a_router_inventing_macs_raises_one_alert_not_thousands(fleet, tmp_path,
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
         assert collect(fleet, config, data_dir).code == 0
         for i in range(300):
             fleet.join("main", f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", hostname=f"fake{i}")
-        result = _run(fleet, config, data_dir)
+        result = run_later(fleet, config, data_dir)
         assert result.stderr.count("alert raised") == 1
         assert _titles(hook) == ["netstat-collect: 300 new devices"]
         assert len(hook.posts[0]["message"]) < 2000
@@ -233,15 +215,15 @@ def test_a_router_added_later_brings_its_devices_quietly(fleet, tmp_path, data_d
     for i in range(5):
         fleet.join("attic", f"02:00:00:02:00:{i:02x}")
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
         only_main = __import__("json").loads(config.read_text())
         del only_main["routers"]["attic"]
         main_config = write_config(tmp_path / "main-only.json", only_main)
         assert collect(fleet, main_config, data_dir).code == 0
-        assert _run(fleet, config, data_dir).code == 0  # attic's first answer: 5 devices, learnt
+        assert run_later(fleet, config, data_dir).code == 0  # attic's first answer: 5 devices, learnt
         assert hook.posts == []
         fleet.join("attic", B)
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         assert _titles(hook) == [f"netstat-collect: new device {B}"]
 
 
@@ -250,19 +232,19 @@ def test_an_outage_before_a_router_left_the_configuration_is_not_carried_over(fl
     fleet.add_router("main")
     fleet.add_router("attic", wan=False, dhcp=False)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"router_down_minutes": 60})
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"router_down_minutes": 60})
         only_main = __import__("json").loads(config.read_text())
         del only_main["routers"]["attic"]
         main_config = write_config(tmp_path / "main-only.json", only_main)
         assert collect(fleet, config, data_dir).code == 0
         fleet.set_fault("attic", "down")
-        assert _run(fleet, config, data_dir).code == 1  # attic fails once, then leaves the config
+        assert run_later(fleet, config, data_dir).code == 1  # attic fails once, then leaves the config
         for _ in range(3):
-            _run(fleet, main_config, data_dir, advance=86400)
-        assert _run(fleet, config, data_dir).code == 1  # back, still down: a new outage
+            run_later(fleet, main_config, data_dir, advance=86400)
+        assert run_later(fleet, config, data_dir).code == 1  # back, still down: a new outage
         assert hook.posts == []
-        _run(fleet, config, data_dir)
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert _titles(hook) == ["netstat-collect: router attic ap_stats failing"]
         assert "failing for 60 min" in hook.posts[0]["message"]
 
@@ -288,7 +270,7 @@ def test_the_forecast_of_a_period_with_the_go_daemons_totals_is_measured_from_it
     assert collect(fleet, config, data_dir).code == 0  # 15 Nov 12:00
     for _ in range(4):
         fleet.transfer("main", A, 0, GIB // 2, wan_router="main")
-        _run(fleet, config, data_dir, advance=86400)
+        run_later(fleet, config, data_dir, advance=86400)
     client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
     wan = client.get("/api/v1/usage").get_json()["wan"]
     used = 12 * GIB
@@ -304,11 +286,11 @@ def test_a_hostname_is_no_link_or_markup_where_a_service_reads_markdown_or_html(
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url("md?format=markdown"), hook.url("html?format=html")],
+        config = alert_config(fleet, tmp_path, [hook.url("md?format=markdown"), hook.url("html?format=html")],
                         cap_gib=None, alerts={"new_device": True})
         assert collect(fleet, config, data_dir).code == 0
         fleet.join("main", B, hostname="[Pay now](https://evil.example/)<b>x</b>")
-        assert _run(fleet, config, data_dir).code == 0
+        assert run_later(fleet, config, data_dir).code == 0
         messages = sorted((p["message"] for p in hook.posts), key=lambda m: "&" in m)
         markdown, html = messages
         assert "\\[Pay now\\]\\(https://evil\\.example/\\)" in markdown
@@ -323,11 +305,11 @@ def test_an_upgrade_from_schema_2_mid_period_forecasts_over_the_whole_period(fle
     fleet.add_router("main")
     fleet.join("main", A)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=40)
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=40)
         assert collect(fleet, config, data_dir).code == 0  # 15 Nov 12:00
         for _ in range(6):
             fleet.transfer("main", A, 0, 2 * GIB, wan_router="main")
-            assert _run(fleet, config, data_dir, advance=86400).code == 0
+            assert run_later(fleet, config, data_dir, advance=86400).code == 0
         for name in ("network_stats.db", "dhcp_leases.db"):  # back to schema 2
             conn = sqlite3.connect(data_dir / name)
             if name == "network_stats.db":
@@ -340,7 +322,7 @@ def test_an_upgrade_from_schema_2_mid_period_forecasts_over_the_whole_period(fle
             conn.close()
         for _ in range(3):
             fleet.transfer("main", A, 0, 2 * GIB, wan_router="main")
-            assert _run(fleet, config, data_dir, advance=86400).code == 0
+            assert run_later(fleet, config, data_dir, advance=86400).code == 0
         assert hook.posts == []
         client = create_app({"DATA_DIR": str(data_dir), "NOW": fleet.now}).test_client()
         wan = client.get("/api/v1/usage").get_json()["wan"]
@@ -362,14 +344,14 @@ def test_new_device_switched_on_while_leases_fail_does_not_announce_old_wired_de
     fleet.leave("main", W)
     plain = write_config(tmp_path / "plain.json", fleet.config({"timezone": "UTC"}))
     assert collect(fleet, plain, data_dir).code == 0  # the leases answered: the printer was there
-    _run(fleet, plain, data_dir)
+    run_later(fleet, plain, data_dir)
     with webhook_server() as hook:
-        config = _setup(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
+        config = alert_config(fleet, tmp_path, [hook.url()], cap_gib=None, alerts={"new_device": True})
         fleet.set_fault("main", "http500", ["dhcp_leases"])
-        _run(fleet, config, data_dir)  # the first run that looks: the leases fail this once
+        run_later(fleet, config, data_dir)  # the first run that looks: the leases fail this once
         fleet.set_fault("main", "ok")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert hook.posts == []
         fleet.join("main", B, hostname="new-phone")
-        _run(fleet, config, data_dir)
+        run_later(fleet, config, data_dir)
         assert _titles(hook) == [f"netstat-collect: new device {B}"]
