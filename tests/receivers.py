@@ -9,6 +9,7 @@ import email
 import email.policy
 import json
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from support import collect, write_config
+from support import collect, start_run_once, write_config
 
 
 def alert_config(fleet, tmp_path: Path, targets: list[str], *, cap_gib: float | None = 1.0,
@@ -33,6 +34,27 @@ def alert_config(fleet, tmp_path: Path, targets: list[str], *, cap_gib: float | 
     if devices:
         document["devices"] = devices
     return write_config(tmp_path / "routers.json", document)
+
+
+def caught_sending(fleet, tmp_path: Path, data_dir: Path, hook, device: str, hang_seconds: float):
+    """A run-once process caught while it sends: router `main` with `device`, a 1 GiB cap, a
+    first run, 1 GiB moved (80 % and 100 % due), `hook` holding the connection without
+    answering. Returns (config, the process), whose stderr is a pipe the caller closes; the
+    alerts are committed by then."""
+    fleet.add_router("main")
+    fleet.join("main", device)
+    config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
+    assert collect(fleet, config, data_dir).code == 0
+    hook.mode, hook.hang_seconds = "hang", hang_seconds
+    fleet.transfer("main", device, 3, 2**30, wan_router="main")
+    fleet.advance(1800)
+    process = start_run_once(config, data_dir, fleet.now, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while hook.attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hook.attempts == 1, "the run never reached the target"
+    return config, process
 
 
 def run_later(fleet, config: Path, data_dir: Path, *extra: str, advance: float = 1800):

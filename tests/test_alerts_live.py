@@ -11,17 +11,15 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from receivers import alert_config, run_later, smtp_server, webhook_server
+from receivers import alert_config, caught_sending, run_later, smtp_server, webhook_server
 from support import (
     collect,
     invoke,
     run_once_measured,
-    start_run_once,
     stored_usage,
     truth_of,
     write_config,
@@ -374,20 +372,8 @@ def test_check_config_validates_every_target_without_sending_and_hides_secrets(f
 def test_a_run_killed_while_a_target_hangs_keeps_its_bytes_and_delivers_later_once(
         fleet, tmp_path, data_dir):
     """The commit comes before delivery: kill -9 during a hanging delivery loses nothing."""
-    fleet.add_router("main")
-    fleet.join("main", A)
     with webhook_server() as hook:
-        config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
-        assert collect(fleet, config, data_dir).code == 0
-        hook.mode, hook.hang_seconds = "hang", 30
-        fleet.transfer("main", A, 3, GIB, wan_router="main")
-        fleet.advance(1800)
-        process = start_run_once(config, data_dir, fleet.now, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while hook.attempts == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert hook.attempts == 1
+        config, process = caught_sending(fleet, tmp_path, data_dir, hook, A, hang_seconds=30)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         process.stderr.close()

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from receivers import alert_config, run_later, webhook_server
-from support import collect, invoke, start_run_once, stored_usage, truth_of, write_config
+from receivers import alert_config, caught_sending, run_later, webhook_server
+from support import collect, invoke, stored_usage, truth_of, write_config
 
 from api.app import create_app
 
@@ -149,22 +149,12 @@ def _senders_of(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_a_run_interrupted_while_sending_leaves_no_sender_behind(fleet, tmp_path, data_dir, how):
-    fleet.add_router("main")
-    fleet.join("main", A)
     with webhook_server() as hook:
-        config = alert_config(fleet, tmp_path, [hook.url()], alerts={"deadline_seconds": 60})
-        assert collect(fleet, config, data_dir).code == 0
-        hook.mode, hook.hang_seconds = "hang", 20
-        fleet.transfer("main", A, 3, GIB, wan_router="main")
-        fleet.advance(1800)
-        run = start_run_once(config, data_dir, fleet.now, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while hook.attempts == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert hook.attempts == 1 and _senders_of(run.pid)
+        _, run = caught_sending(fleet, tmp_path, data_dir, hook, A, hang_seconds=20)
+        assert _senders_of(run.pid)
         run.send_signal(how)
         run.wait(timeout=30)
+        run.stderr.close()
         gone_by = time.monotonic() + 5
         while _senders_of(run.pid) and time.monotonic() < gone_by:
             time.sleep(0.05)
